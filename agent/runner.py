@@ -1,0 +1,338 @@
+"""The agent's main loop: frames in, stats table updated, names looked up, dumps written.
+
+All side effects meet here: packets (agent.capture), DNS (agent.resolver),
+the UDP dump port (agent.control), signals and the clock.  Signal handlers
+only set flags; the loop acts on them between batches.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.bpfhosts import monitored_addresses
+from agent.capture import BATCH, Capture, CaptureError
+from agent.config import AgentConfig, ConfigError
+from agent.decode import Decoder, PacketBatch, PayloadFilter
+from agent.keys import RemoteKeys
+from agent.statsfile import Header, header_lines, write_atomic, write_stream
+from agent.table import StatsTable
+
+IDLE_TICK = 1.0  # seconds select waits when nothing happens
+DRAIN_BATCHES = 64  # batches read per wakeup before looking at DNS, signals, the port
+DNS_EXPIRE_EVERY = 15
+
+
+@dataclass
+class Flags:
+    """Set by signal handlers, consumed by the loop."""
+
+    dump: bool = False
+    hup: bool = False
+    stop: bool = False
+
+
+class Agent:
+    """One data set being collected: decoder, table, optional resolver, and the dump writer."""
+
+    def __init__(self, cfg: AgentConfig, capture: Capture, monitored: list[str],
+                 to_stderr: bool = False, resolver=None) -> None:
+        self.cfg = cfg
+        self.capture = capture
+        self.monitored = monitored
+        self.to_stderr = to_stderr
+        self.resolver = resolver
+        self.keys = RemoteKeys()
+        pf = PayloadFilter(cfg.payload or 0, cfg.match, cfg.nomatch)
+        try:
+            self.decoder = Decoder(capture.linktype, monitored, self.keys, pf)
+        except ValueError as err:
+            raise CaptureError(f"{capture.source}: {err}") from None
+        self.table: StatsTable | None = None
+        self.last_second = 0
+        self.dump_child = 0
+
+    def new_table(self, start: int) -> None:
+        """Start a new data set at START (agent start, first replayed packet, or HUP)."""
+        if self.table is not None:
+            self.keys = self.decoder.keys = RemoteKeys()
+        self.table = StatsTable(start, self.keys, self.cfg.max_hosts,
+                                want_names=self.resolver is not None)
+
+    def ingest(self, pkts: bytes, meta: bytes) -> None:
+        """Decode one batch and account it, one second at a time."""
+        batch: PacketBatch = self.decoder.decode(pkts, meta)
+        n = len(batch.sec)
+        if n == 0:
+            return
+        if self.table is None:
+            self.new_table(int(batch.sec[0]))
+        cuts = np.flatnonzero(np.diff(batch.sec)) + 1
+        bounds = [0, *cuts.tolist(), n]
+        for a, b in zip(bounds, bounds[1:]):
+            now = int(batch.sec[a])
+            due = self.table.update_second(now, batch.key[a:b], batch.length[a:b])
+            if len(due) and self.resolver is not None:
+                address = self.keys.address
+                for key in due.tolist():
+                    self.resolver.request(address(key))
+        self.last_second = int(batch.sec[-1])
+
+    # -- DNS ----------------------------------------------------------------
+
+    def pump_dns(self, now: int) -> None:
+        """Send queued lookups, store answers."""
+        if self.resolver is None or self.table is None:
+            return
+        for address in self.resolver.send_pending(now):
+            self.table.lookup_sent(address, now)
+
+    def receive_dns(self, now: int) -> None:
+        if self.resolver is None or self.table is None:
+            return
+        for answer in self.resolver.receive(now):
+            self.table.set_names(answer.address, answer.names, answer.expires)
+        self.pump_dns(now)
+
+    # -- dumps --------------------------------------------------------------
+
+    def header(self, current: int) -> list[str]:
+        table = self.table
+        drops = self.capture.sample_drops()
+        counters = self.decoder.counters
+        extra = [
+            ("monitored", " ".join(self.monitored)),
+            ("evicted", str(table.evicted if table else 0)),
+            ("purged", str(table.purged if table else 0)),
+        ]
+        if self.capture.live:
+            extra[1:1] = [("received", str(drops.received)), ("drops", str(drops.dropped)),
+                          ("ifdrops", str(drops.ifdropped))]
+        extra.append(("skipped", " ".join(
+            f"{k}={v}" for k, v in counters.as_dict().items() if k not in ("packets", "accounted"))))
+        if self.resolver is not None:
+            c = self.resolver.counters
+            extra.append(("dns", " ".join(f"{k}={v}" for k, v in c.__dict__.items())))
+        start = table.start if table else current
+        h = Header(
+            start=start, current=current,
+            hits_per_minute=table.rate.hits_per_minute if table else 0.0,
+            bytes_per_second=table.rate.bytes_per_second if table else 0.0,
+            users=len(table) if table else 0,
+            device=self.capture.source, promiscuous=self.capture.promiscuous, bpf=self.cfg.bpf,
+            payload=self.cfg.payload, snaplen=self.cfg.snaplen,
+            match=self.cfg.match, nomatch=self.cfg.nomatch, extra=extra,
+        )
+        return header_lines(h)
+
+    def write(self, current: int) -> None:
+        """Write the stats file now (stdout for '-', stderr with -d, else atomically)."""
+        lines = self.header(current)
+        records = self.table.records() if self.table else iter(())
+        if self.to_stderr:
+            write_stream(sys.stderr, lines, records)
+        elif self.cfg.stats_path == "-":
+            write_stream(sys.stdout, lines, records)
+        else:
+            write_atomic(self.cfg.stats_path, lines, records)
+
+    def write_in_child(self, current: int) -> None:
+        """Write the stats file from a forked copy, so capture goes on meanwhile."""
+        if self.dump_child:
+            return
+        pid = os.fork()
+        if pid == 0:
+            status = 0
+            try:
+                self.write(current)
+            except OSError as err:
+                print(f"ncs-agent: cannot write {self.cfg.stats_path}: {err}", file=sys.stderr)
+                status = 1
+            finally:
+                os._exit(status)
+        self.dump_child = pid
+
+    def reap_child(self, block: bool = False) -> None:
+        if self.dump_child:
+            pid, _ = os.waitpid(self.dump_child, 0 if block else os.WNOHANG)
+            if pid:
+                self.dump_child = 0
+
+
+def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
+    """Run a capture file through the agent and write the stats file once at the end."""
+    capture = Capture.open_file(cfg.read, cfg.bpf)
+    agent = Agent(cfg, capture, monitored, to_stderr)
+    while True:
+        pkts, meta = capture.read_batch(BATCH)
+        if not meta:
+            break
+        agent.ingest(pkts, meta)
+    if agent.table is None:
+        agent.new_table(0)
+    agent.write(agent.last_second)
+    capture.close()
+    return 0
+
+
+def _install_signals(flags: Flags) -> int:
+    """Route USR1/HUP/TERM/INT to FLAGS; return the read end of the wakeup pipe."""
+    rfd, wfd = os.pipe()
+    os.set_blocking(rfd, False)
+    os.set_blocking(wfd, False)
+    signal.set_wakeup_fd(wfd)
+
+    def on_usr1(_sig, _frame):
+        flags.dump = True
+
+    def on_hup(_sig, _frame):
+        flags.hup = True
+
+    def on_stop(_sig, _frame):
+        flags.stop = True
+
+    signal.signal(signal.SIGUSR1, on_usr1)
+    signal.signal(signal.SIGHUP, on_hup)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    return rfd
+
+
+def _open_resolver(cfg: AgentConfig):
+    if not cfg.dns:
+        return None
+    from agent.resolver import ReverseResolver, default_nameserver, parse_nameserver
+
+    if cfg.nameserver:
+        try:
+            server = parse_nameserver(cfg.nameserver)
+        except ValueError:
+            raise ConfigError(f"config: bad nameserver '{cfg.nameserver}'") from None
+    else:
+        server = default_nameserver()
+        if server is None:
+            return None
+    return ReverseResolver(server)
+
+
+def _exclude_own_dns(bpf: str, resolver) -> str:
+    """Return BPF extended so the agent's own queries and answers are not counted."""
+    if resolver is None:
+        return bpf
+    host, port = resolver.server
+    mine = resolver.local_port
+    return (f"({bpf}) and not (udp and ((src host {host} and src port {port} and dst port {mine})"
+            f" or (dst host {host} and dst port {port} and src port {mine})))")
+
+
+def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
+    """Capture until TERM/INT, dumping on USR1, HUP and UDP requests."""
+    flags = Flags()
+    wake = _install_signals(flags)
+    if cfg.device:
+        device, promiscuous = cfg.device, False
+    else:
+        from agent.iface import find_device
+
+        device, promiscuous = find_device(monitored)
+    resolver = _open_resolver(cfg)
+    capture = Capture.open_live(device, _exclude_own_dns(cfg.bpf, resolver), cfg.snaplen,
+                                promiscuous, cfg.buffer_size)
+    if cfg.user:
+        from agent.privileges import drop_privileges
+
+        drop_privileges(cfg.user, [p for p in (cfg.stats_path, os.path.dirname(cfg.stats_path),
+                                               cfg.pid_path) if p and p != "-" and os.path.exists(p)])
+    control = None
+    if cfg.port:
+        from agent.control import ControlPort
+
+        control = ControlPort(cfg.host, cfg.port, cfg.allowed)
+    agent = Agent(cfg, capture, monitored, to_stderr, resolver)
+    agent.new_table(int(time.time()))
+    watched = [capture.fileno(), wake]
+    if resolver is not None:
+        watched.append(resolver.fileno())
+    if control is not None:
+        watched.append(control.fileno())
+    next_tick = time.monotonic() + DNS_EXPIRE_EVERY
+    while not flags.stop:
+        try:
+            ready, _, _ = select.select(watched, [], [], IDLE_TICK)
+        except InterruptedError:
+            ready = []
+        now = int(time.time())
+        if wake in ready:
+            _drain(wake)
+        for _ in range(DRAIN_BATCHES):
+            pkts, meta = capture.read_batch(BATCH)
+            if not meta:
+                break
+            agent.ingest(pkts, meta)
+        if resolver is not None:
+            if resolver.fileno() in ready:
+                agent.receive_dns(now)
+            agent.pump_dns(now)
+        if control is not None and control.fileno() in ready and control.handle(now):
+            flags.dump = True
+        agent.reap_child()
+        if flags.hup:
+            flags.hup = flags.dump = False
+            agent.reap_child(block=True)
+            agent.write_in_child(now)
+            agent.new_table(now)
+        elif flags.dump and not agent.dump_child:
+            flags.dump = False
+            agent.write_in_child(now)
+        if time.monotonic() >= next_tick:
+            next_tick = time.monotonic() + DNS_EXPIRE_EVERY
+            if resolver is not None:
+                resolver.expire(now)
+            if agent.table is not None and now >= agent.table.next_purge:
+                agent.table.purge(now)
+    agent.reap_child(block=True)
+    agent.write(int(time.time()))
+    capture.close()
+    if control is not None:
+        control.close()
+    if resolver is not None:
+        resolver.close()
+    return 0
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def run_foreground(cfg: AgentConfig, to_stderr: bool = False) -> int:
+    """Run the agent in this process (replay with cfg.read, else live); return the exit status.
+
+    Configuration problems print one line and return 2; capture and file
+    problems print one line and return 1.
+    """
+    try:
+        if not cfg.bpf:
+            raise ConfigError("config: missing hostname in bpf string")
+        monitored = monitored_addresses(cfg.bpf)
+        if cfg.read:
+            return replay(cfg, monitored, to_stderr)
+        return live(cfg, monitored, to_stderr)
+    except ConfigError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except CaptureError as err:
+        print(f"ncs-agent: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"ncs-agent: {err.filename or cfg.stats_path}: {err.strerror or err}", file=sys.stderr)
+        return 1

@@ -1,0 +1,252 @@
+"""The stats file: its record model, its header, and the writer.
+
+The file is Perl source compatible with the original Net::Connection::Sniffer:
+`perl -e 'do FILE'` returns the hash of records.  This module owns the model
+that report and coalesce import; the parser that reads such files back lives in
+`agent.statsparse` (it never evaluates the text).
+
+Layout written here (DESIGN section 6)::
+
+    (empty line)
+    # ncs version 1.0.0
+    # start:\t1145923212,\tMon Apr 24 17:00:12 2006
+    ...
+    {
+      my $dump = {
+    \t'69.3.95.131'\t=> {
+    \t\tB\t=> 240,
+    ...
+    \t},
+      };
+    }
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from agent import __version__
+
+#: The record keys in the order the file lists them (sorted, as the original).
+RECORD_KEYS = ("B", "C", "E", "N", "R", "S", "T", "W")
+
+
+@dataclass(slots=True)
+class Record:
+    """Statistics for one remote address (DESIGN section 2).
+
+    B, C: bytes and hits since E.  E: time of the last rate fold (first-seen
+    time until then).  S: start of the data set.  R, W: hits and bytes per
+    hour (decaying estimates).  T: reverse-DNS expiry (0: never looked up).
+    N: PTR names, or [':soa.host'] after NXDOMAIN.  Times are Unix seconds.
+    """
+
+    B: float = 0
+    C: float = 0
+    E: int = 0
+    S: int = 0
+    R: float = 0.0
+    W: float = 0.0
+    T: int = 0
+    N: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StatsFile:
+    """A whole stats file: its comment header lines and its records.
+
+    `header` holds the comment lines between the leading empty line and the
+    opening brace, without the leading "# " (e.g. "start:\\t1145923212,\\tMon
+    Apr 24 17:00:12 2006").  `records` maps the address text to its record, in
+    file order.  `source` names where it came from, for error messages.
+    """
+
+    header: list[str]
+    records: dict[str, Record]
+    source: str = ""
+
+    def header_value(self, key: str) -> str | None:
+        """Return the text after the first "KEY:" header line, stripped, or None."""
+        prefix = key + ":"
+        for line in self.header:
+            if line.startswith(prefix):
+                return line[len(prefix):].strip()
+        return None
+
+    def header_number(self, key: str) -> int | None:
+        """Return the leading integer of header line KEY ("start: 1145923212, ..."), or None."""
+        value = self.header_value(key)
+        if not value:
+            return None
+        head = value.split(",")[0].split()[0]
+        try:
+            return int(head)
+        except ValueError:
+            return None
+
+
+@dataclass
+class Header:
+    """What the agent knows when it writes a file; rendered by `header_lines`."""
+
+    start: int
+    current: int
+    hits_per_minute: float
+    bytes_per_second: float
+    users: int
+    device: str
+    promiscuous: bool
+    bpf: str
+    payload: int | None = None
+    snaplen: int | None = None
+    match: bytes | None = None
+    nomatch: bytes | None = None
+    #: further "key: value" lines (drops, evictions, DNS counters), in order
+    extra: list[tuple[str, str]] = field(default_factory=list)
+
+
+def localtime_text(epoch: int) -> str:
+    """Return Perl's `scalar localtime(epoch)`, e.g. 'Mon Apr 24 17:00:12 2006'."""
+    return time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(epoch))
+
+
+def escape_bytes(data: bytes) -> str:
+    """Return match text as the original prints it: unprintable bytes as \\x{hex}."""
+    out = []
+    for byte in data:
+        if byte < 0x20 or byte > 0xFE or 0x7E < byte < 0xA8:
+            out.append(f"\\x{{{byte:x}}}")
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def safe_text(text: str) -> str:
+    """Return TEXT with control characters spelled as \\x{hex}.
+
+    Names come from the network; a newline or escape sequence in one must not
+    break the line structure of the file or a terminal that shows it.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else f"\\x{{{ord(ch):x}}}" for ch in text)
+
+
+def perl_quote(text: str) -> str:
+    """Return TEXT as a Perl single-quoted string literal."""
+    if "'" not in text and "\\" not in text and text.isprintable():
+        return "'" + text + "'"  # the common case, kept cheap for the writer
+    return "'" + safe_text(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def header_lines(h: Header) -> list[str]:
+    """Return the header comment lines (without '# ') for H, in file order."""
+    lines = [
+        f"ncs version {__version__}",
+        f"start:\t{h.start},\t{localtime_text(h.start)}",
+        f"current:\t{h.current},\t{localtime_text(h.current)}",
+        f"hits:\t\t{h.hits_per_minute:.0f} per minute",
+        f"bytes:\t{h.bytes_per_second:.0f} per second",
+        f"users:\t{h.users}",
+        f"device:\t{safe_text(h.device)}\t{'promiscuous' if h.promiscuous else 'non-promiscuous'}",
+        f"bpf:\t\t{safe_text(h.bpf)}",
+    ]
+    if h.match is not None or h.nomatch is not None:
+        lines.append(f"fragment:\t{h.payload} - {h.snaplen}")
+        if h.match is not None:
+            lines.append("contains:\t" + escape_bytes(h.match))
+        if h.nomatch is not None:
+            lines.append("excludes:\t" + escape_bytes(h.nomatch))
+    lines.extend(f"{safe_text(k)}:\t{safe_text(v)}" for k, v in h.extra)
+    return lines
+
+
+def address_sort_key(address: str) -> tuple[int, int]:
+    """Sort key for address text: IPv4 numerically first, then IPv6 numerically.
+
+    Raises ValueError for text that is not an IP address.
+    """
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
+
+
+# One record block, every number as Perl's sprintf("%.0f") prints it: round
+# half to even on the binary value, like C.  One %-format per record is the
+# cheapest way to produce it (the writer must keep up with a million records).
+_RECORD_FORMAT = (
+    "\t%s%s=> {\n"
+    "\t\tB\t=> %.0f,\n"
+    "\t\tC\t=> %.0f,\n"
+    "\t\tE\t=> %.0f,\n"
+    "\t\tN\t=> [%s],\n"
+    "\t\tR\t=> %.0f,\n"
+    "\t\tS\t=> %.0f,\n"
+    "\t\tT\t=> %.0f,\n"
+    "\t\tW\t=> %.0f,\n"
+    "\t},\n"
+)
+
+
+def format_record(address: str, rec: Record) -> str:
+    """Return the text block of one record, "\\t'ADDR'\\t=> {" through "\\t},"."""
+    names = "".join([perl_quote(n) + "," for n in rec.N]) if rec.N else ""
+    return _RECORD_FORMAT % (
+        perl_quote(address),
+        # The original pads with a tab when the address is at most 13 characters.
+        "\t" if len(address) <= 13 else " ",
+        rec.B, rec.C, rec.E, names, rec.R, rec.S, rec.T, rec.W,
+    )
+
+
+def iter_stats_text(header: list[str], records: Iterable[tuple[str, Record]]) -> Iterator[str]:
+    """Yield the file's text in chunks; RECORDS must already be in address order."""
+    yield "\n" + "".join(f"# {line}\n" for line in header)
+    yield "{\n  my $dump = {\n"
+    chunk: list[str] = []
+    for address, rec in records:
+        chunk.append(format_record(address, rec))
+        if len(chunk) >= 4096:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
+    yield "  };\n}\n"
+
+
+def sorted_records(records: dict[str, Record]) -> list[tuple[str, Record]]:
+    """Return RECORDS' items in file order (IPv4 numerically, then IPv6)."""
+    return sorted(records.items(), key=lambda item: address_sort_key(item[0]))
+
+
+def write_stream(stream: IO[str], header: list[str], records: Iterable[tuple[str, Record]]) -> None:
+    """Write a stats file to an open text stream (stdout, stderr)."""
+    for text in iter_stats_text(header, records):
+        stream.write(text)
+    stream.flush()
+
+
+def write_atomic(path: str, header: list[str], records: Iterable[tuple[str, Record]]) -> None:
+    """Write a stats file to PATH atomically: PATH.tmp, fsync, rename.
+
+    A reader never sees a half-written file, and a failure leaves the previous
+    file in place (the .tmp is removed).  Raises OSError on I/O failure.
+    """
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
+            for text in iter_stats_text(header, records):
+                out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

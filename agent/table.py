@@ -1,0 +1,388 @@
+"""The stats table: per-remote records and the global rates, with DESIGN section 2's arithmetic.
+
+Records live in numpy columns (one row per remote) found through a sorted
+key index, so a million records cost tens of bytes each and a batch of
+packets is folded with a handful of vectorised operations.
+
+Time is the packet timestamp's second.  The caller feeds packets one second
+at a time (`update_second`), in capture order; within one second the update
+rule collapses to closed forms (see `update_second`), except for records in
+their first five hits (`E == S and C < 5`), which are replayed packet by
+packet.  `update_packet` is the literal per-packet rule, used for short runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from agent.keys import RemoteKeys
+from agent.statsfile import Record
+
+FOLD_AFTER = 300  # seconds a record accumulates before its rates fold
+MIN_HITS = 5  # a record born at the start keeps accumulating below this many hits
+IDLE_PURGE = 86400  # a record idle longer than this is deleted
+PURGE_EVERY = 60  # seconds (packet time) between purge scans
+DNS_RETRY = 86400  # a sent query that is not answered is retried after this
+LOW_WATER = 0.9  # eviction brings the table down to this share of max_hosts
+SMALL_RUN = 8  # runs shorter than this use the per-packet path
+
+
+@dataclass
+class GlobalRate:
+    """The header's hits-per-minute and bytes-per-second estimates (DESIGN section 2)."""
+
+    start: int
+    rate: float = 0.0  # hits per hour
+    bw: float = 0.0  # bytes per hour
+    ra: int = 0  # hits since the last fold
+    ba: int = 0  # bytes since the last fold
+    next: int = 0  # earliest time of the next fold
+    last_fold: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.next:
+            self.next = self.start + FOLD_AFTER
+
+    def _fold(self, now: int, length: int) -> None:
+        d = max(1, now - self.start) if self.rate < 1 else 3600 + now - self.last_fold
+        m = 3600 / d
+        self.rate = (self.rate + self.ra) * m
+        self.bw = (self.bw + self.ba) * m
+        self.ra, self.ba = 1, int(length)
+        self.next = now + 60
+        self.last_fold = now
+
+    def update_packet(self, now: int, length: int) -> None:
+        """Account one packet of LENGTH bytes at second NOW."""
+        if now < self.next or (self.rate < 1 and self.ra < MIN_HITS):
+            self.ra += 1
+            self.ba += int(length)
+        else:
+            self._fold(now, length)
+
+    def update_second(self, now: int, lengths: np.ndarray) -> None:
+        """Account packets all stamped NOW, in order; same result as update_packet on each."""
+        n = len(lengths)
+        i = 0
+        while i < n:
+            if now < self.next:
+                self.ra += n - i
+                self.ba += int(lengths[i:].sum())
+                return
+            if self.rate < 1 and self.ra < MIN_HITS:
+                k = min(MIN_HITS - self.ra, n - i)
+                self.ra += k
+                self.ba += int(lengths[i:i + k].sum())
+                i += k
+                continue
+            self._fold(now, int(lengths[i]))
+            i += 1
+
+    @property
+    def hits_per_minute(self) -> float:
+        return self.rate / 60
+
+    @property
+    def bytes_per_second(self) -> float:
+        return self.bw / 3600
+
+
+class KeyIndex:
+    """Sorted uint64 keys -> row numbers: a large sorted run plus a small sorted run.
+
+    New keys go to the small run (cheap to insert into); it is merged into the
+    large one when it grows past an eighth of it, so inserting n keys costs
+    O(n log n) amortised and lookups are two binary searches.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, np.uint64)
+        self.rows = np.empty(0, np.int64)
+        self.new_keys = np.empty(0, np.uint64)
+        self.new_rows = np.empty(0, np.int64)
+
+    def __len__(self) -> int:
+        return len(self.keys) + len(self.new_keys)
+
+    @staticmethod
+    def _find(keys: np.ndarray, rows: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
+        if len(keys) == 0:
+            return
+        pos = np.searchsorted(keys, query)
+        np.minimum(pos, len(keys) - 1, out=pos)
+        hit = keys[pos] == query
+        out[hit] = rows[pos[hit]]
+
+    def lookup(self, query: np.ndarray) -> np.ndarray:
+        """Return the row of each key in QUERY, -1 where absent."""
+        out = np.full(len(query), -1, np.int64)
+        self._find(self.keys, self.rows, query, out)
+        self._find(self.new_keys, self.new_rows, query, out)
+        return out
+
+    def insert(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        """Add KEYS (sorted, unique, absent) with their ROWS."""
+        pos = np.searchsorted(self.new_keys, keys)
+        self.new_keys = np.insert(self.new_keys, pos, keys)
+        self.new_rows = np.insert(self.new_rows, pos, rows)
+        if len(self.new_keys) > max(4096, len(self.keys) // 8):
+            pos = np.searchsorted(self.keys, self.new_keys)
+            self.keys = np.insert(self.keys, pos, self.new_keys)
+            self.rows = np.insert(self.rows, pos, self.new_rows)
+            self.new_keys = np.empty(0, np.uint64)
+            self.new_rows = np.empty(0, np.int64)
+
+    def remove(self, keys: np.ndarray) -> None:
+        """Drop KEYS (sorted) from the index."""
+        keep = ~np.isin(self.keys, keys, assume_unique=True)
+        self.keys, self.rows = self.keys[keep], self.rows[keep]
+        keep = ~np.isin(self.new_keys, keys, assume_unique=True)
+        self.new_keys, self.new_rows = self.new_keys[keep], self.new_rows[keep]
+
+
+class StatsTable:
+    """Per-remote records plus global rates for one data set (agent start or HUP to now)."""
+
+    def __init__(self, start: int, keys: RemoteKeys, max_hosts: int = 1_000_000,
+                 want_names: bool = True) -> None:
+        self.start = start
+        self.keys = keys
+        self.max_hosts = max(1, max_hosts)
+        self.want_names = want_names
+        self.rate = GlobalRate(start)
+        self.index = KeyIndex()
+        self.evicted = 0
+        self.purged = 0
+        self.next_purge = start + PURGE_EVERY
+        self._cap = 0
+        self._free: list[int] = []
+        self._top = 0  # rows [0, _top) have been handed out
+        self.names: dict[int, list[str]] = {}  # row -> names, only for named rows
+        self._grow(1024)
+
+    # -- storage -----------------------------------------------------------
+
+    def _grow(self, need: int) -> None:
+        cap = max(self._cap * 2, need, 1024)
+        def grown(arr, dtype):
+            new = np.zeros(cap, dtype)
+            if arr is not None:
+                new[:len(arr)] = arr
+            return new
+        old = self._cap > 0
+        self.B = grown(self.B if old else None, np.int64)
+        self.C = grown(self.C if old else None, np.int64)
+        self.E = grown(self.E if old else None, np.int64)
+        self.T = grown(self.T if old else None, np.int64)
+        self.R = grown(self.R if old else None, np.float64)
+        self.W = grown(self.W if old else None, np.float64)
+        self.K = grown(self.K if old else None, np.uint64)
+        self.alive = grown(self.alive if old else None, bool)
+        self._cap = cap
+
+    def _allocate(self, n: int) -> np.ndarray:
+        reuse = min(n, len(self._free))
+        rows = [self._free.pop() for _ in range(reuse)]
+        fresh = n - reuse
+        if self._top + fresh > self._cap:
+            self._grow(self._top + fresh)
+        rows.extend(range(self._top, self._top + fresh))
+        self._top += fresh
+        return np.array(rows, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    # -- updates -----------------------------------------------------------
+
+    def update_second(self, now: int, keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Account packets all stamped second NOW, in capture order.
+
+        Returns the keys of touched records whose name is due for a lookup
+        (T < now), when names are wanted; an empty array otherwise.
+        """
+        if now >= self.next_purge:
+            self.purge(now)
+        self.rate.update_second(now, lengths)
+        if len(keys) < SMALL_RUN:
+            for key, length in zip(keys.tolist(), lengths.tolist(), strict=True):
+                self._record_packet(now, key, length)
+            touched = self.index.lookup(np.unique(keys))
+        else:
+            touched = self._record_batch(now, keys, lengths)
+        if not self.want_names:
+            return np.empty(0, np.uint64)
+        touched = touched[touched >= 0]
+        return self.K[touched[self.T[touched] < now]]
+
+    def update_packet(self, now: int, key: int, length: int) -> None:
+        """Account one packet: the literal per-packet rule (global rate included)."""
+        if now >= self.next_purge:
+            self.purge(now)
+        self.rate.update_packet(now, length)
+        self._record_packet(now, key, length)
+
+    def _record_packet(self, now: int, key: int, length: int) -> None:
+        row = int(self.index.lookup(np.array([key], np.uint64))[0])
+        if row < 0:
+            self._insert(now, np.array([key], np.uint64), np.array([1]), np.array([length]))
+            return
+        self._existing_packet(now, row, length)
+
+    def _existing_packet(self, now: int, row: int, length: int) -> None:
+        E, C = int(self.E[row]), int(self.C[row])
+        if now < E + FOLD_AFTER or (E == self.start and C < MIN_HITS):
+            self.B[row] += length
+            self.C[row] += 1
+            return
+        m = 3600 / (now - self.start) if E == self.start else 3600 / (3600 + now - E)
+        self.R[row] = (float(self.R[row]) + C) * m
+        self.W[row] = (float(self.W[row]) + int(self.B[row])) * m
+        self.E[row] = now
+        self.B[row] = length
+        self.C[row] = 1
+
+    def _record_batch(self, now: int, keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
+        sums = np.bincount(inverse, weights=lengths, minlength=len(uniq)).astype(np.int64)
+        rows = self.index.lookup(uniq)
+        old = rows >= 0
+        if old.any():
+            r = rows[old]
+            E, C = self.E[r], self.C[r]
+            accumulate = now < E + FOLD_AFTER
+            young = ~accumulate & (E == self.start) & (C < MIN_HITS)
+            fold = ~accumulate & ~young
+            ra = r[accumulate]
+            self.B[ra] += sums[old][accumulate]
+            self.C[ra] += counts[old][accumulate]
+            if fold.any():
+                rf = r[fold]
+                Ef = E[fold]
+                born = Ef == self.start
+                # m = 3600/(now - S) for a record never folded, else 3600/(3600 + now - E)
+                d = np.where(born, now - self.start, 3600 + now - Ef).astype(np.float64)
+                m = 3600.0 / d
+                self.R[rf] = (self.R[rf] + C[fold]) * m
+                self.W[rf] = (self.W[rf] + self.B[rf]) * m
+                self.E[rf] = now
+                self.B[rf] = sums[old][fold]
+                self.C[rf] = counts[old][fold]
+            if young.any():
+                # Replay these records packet by packet: the fold may fall mid-second.
+                groups = np.nonzero(old)[0][young]
+                for i in np.nonzero(np.isin(inverse, groups))[0].tolist():
+                    self._existing_packet(now, int(rows[inverse[i]]), int(lengths[i]))
+        if (~old).any():
+            rows[~old] = self._insert(now, uniq[~old], counts[~old], sums[~old])
+        return rows
+
+    def _insert(self, now: int, keys: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
+        """Create records for new KEYS (sorted); returns their rows (-1 for keys refused)."""
+        result = np.full(len(keys), -1, np.int64)
+        keep = np.ones(len(keys), bool)
+        if len(self) + len(keys) > self.max_hosts:
+            keep = self._evict_for(now, keys)
+        rows = self._allocate(int(keep.sum()))
+        k = keys[keep]
+        self.B[rows] = sums[keep]
+        self.C[rows] = counts[keep]
+        self.E[rows] = now
+        self.T[rows] = 0
+        self.R[rows] = 0.0
+        self.W[rows] = 0.0
+        self.K[rows] = k
+        self.alive[rows] = True
+        self.index.insert(k, rows)
+        result[keep] = rows
+        return result
+
+    def _evict_for(self, now: int, incoming: np.ndarray) -> np.ndarray:
+        """Make room for INCOMING keys: evict down to the low-water mark.
+
+        Candidates are the existing records and the incoming ones (which count
+        as W = 0, E = now); the lowest W go first, then the oldest E, then the
+        lowest key.  Returns the mask of incoming keys that stay.
+        """
+        low = max(0, int(self.max_hosts * LOW_WATER))
+        excess = len(self) + len(incoming) - low
+        rows = np.nonzero(self.alive[:self._top])[0]
+        W = np.concatenate([self.W[rows], np.zeros(len(incoming))])
+        E = np.concatenate([self.E[rows], np.full(len(incoming), now, np.int64)])
+        K = np.concatenate([self.K[rows], incoming])
+        order = np.lexsort((K, E, W))[:excess]
+        is_old = order < len(rows)
+        self._remove_rows(rows[order[is_old]])
+        self.evicted += int(excess)
+        keep = np.ones(len(incoming), bool)
+        keep[order[~is_old] - len(rows)] = False
+        self.keys.release(incoming[~keep])
+        return keep
+
+    def _remove_rows(self, rows: np.ndarray) -> None:
+        if len(rows) == 0:
+            return
+        keys = np.sort(self.K[rows])
+        self.index.remove(keys)
+        self.keys.release(keys)
+        self.alive[rows] = False
+        for row in rows.tolist():
+            self.names.pop(row, None)
+        self._free.extend(rows.tolist())
+
+    def purge(self, now: int) -> int:
+        """Delete records idle for more than a day; return how many."""
+        top = self._top
+        stale = np.nonzero(self.alive[:top] & (self.E[:top] + IDLE_PURGE < now))[0]
+        self._remove_rows(stale)
+        self.purged += len(stale)
+        self.next_purge = now + PURGE_EVERY
+        return len(stale)
+
+    # -- names -------------------------------------------------------------
+
+    def row_of(self, address: str) -> int:
+        """Return the row of ADDRESS, or -1."""
+        key = self.keys.key_of_text(address)
+        if key is None:
+            return -1
+        return int(self.index.lookup(np.array([key], np.uint64))[0])
+
+    def lookup_sent(self, address: str, now: int) -> None:
+        """Record that a PTR query for ADDRESS went out at NOW: retry in a day."""
+        row = self.row_of(address)
+        if row >= 0:
+            self.T[row] = now + DNS_RETRY
+
+    def set_names(self, address: str, names: list[str], expires: int) -> None:
+        """Store the answer of a reverse lookup (ignored if the record is gone)."""
+        row = self.row_of(address)
+        if row >= 0:
+            self.names[row] = list(names)
+            self.T[row] = expires
+
+    # -- output ------------------------------------------------------------
+
+    def records(self) -> Iterator[tuple[str, Record]]:
+        """Yield (address, Record) for every record, IPv4 numerically first, then IPv6."""
+        rows = np.nonzero(self.alive[:self._top])[0]
+        keys = self.K[rows]
+        v4 = keys < (1 << 32)
+        order4 = rows[v4][np.argsort(keys[v4], kind="stable")]
+        rows6 = rows[~v4].tolist()
+        rows6.sort(key=lambda row: self.keys.sort_value(int(self.K[row])))
+        start = self.start
+        cols = (self.B, self.C, self.E, self.R, self.W, self.T, self.K)
+        for chunk in (order4, np.array(rows6, np.int64)):
+            if len(chunk) == 0:
+                continue
+            B, C, E, R, W, T, K = (col[chunk].tolist() for col in cols)
+            names = self.names
+            address = self.keys.address
+            for i, row in enumerate(chunk.tolist()):
+                yield address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=start, R=R[i], W=W[i],
+                                            T=T[i], N=names.get(row, []))

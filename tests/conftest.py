@@ -1,0 +1,9 @@
+"""Shared fixtures: real components live in tests/support/, one module each."""
+
+pytest_plugins = [
+    "tests.support.netns",
+    "tests.support.pcapgen",
+    "tests.support.nsd",
+    "tests.support.sshd",
+    "tests.support.web",
+]
