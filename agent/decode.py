@@ -117,6 +117,50 @@ def _be64(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
     return _gather(buf, pos, 8).view(">u8").ravel().astype(np.uint64)
 
 
+class _IPFields:
+    """Reads fields at fixed offsets from each frame's IP header.
+
+    When every frame of the batch has the same captured length, lies right
+    after the previous one and has the same link header length (the usual case
+    at high rates with a fixed snap length), the batch is viewed as a 2-D array
+    and a field is a column slice: no index arrays, no gathers.
+    """
+
+    def __init__(self, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, l3: np.ndarray) -> None:
+        self.buf, self.l3 = buf, l3
+        self.rows = None
+        n = len(off)
+        c = int(cap[0])
+        h = int(l3[0] - off[0])
+        if (c >= h + 40 and int(off[0]) == 0 and int(off[-1]) == (n - 1) * c
+                and (cap == c).all() and (l3 - off == h).all()
+                and (n == 1 or (np.diff(off) == c).all())):
+            self.rows = buf[: n * c].reshape(n, c)[:, h:]
+
+    def u8(self, rel: int) -> np.ndarray:
+        if self.rows is not None:
+            return self.rows[:, rel]
+        return self.buf[self.l3 + rel]
+
+    def be16(self, rel: int) -> np.ndarray:
+        if self.rows is not None:
+            return (self.rows[:, rel].astype(np.int64) << 8) | self.rows[:, rel + 1]
+        return _be16(self.buf, self.l3 + rel)
+
+    def _wide(self, rel: int, width: int, dtype: str, sel: np.ndarray) -> np.ndarray:
+        if self.rows is not None:
+            part = np.ascontiguousarray(self.rows[sel, rel:rel + width])
+        else:
+            part = _gather(self.buf, self.l3[sel] + rel, width)
+        return part.view(dtype).ravel().astype(np.uint64)
+
+    def be32(self, rel: int, sel: np.ndarray) -> np.ndarray:
+        return self._wide(rel, 4, ">u4", sel)
+
+    def be64(self, rel: int, sel: np.ndarray) -> np.ndarray:
+        return self._wide(rel, 8, ">u8", sel)
+
+
 class Decoder:
     """Turns frames of one link type into PacketBatch records for the monitored addresses."""
 
@@ -162,9 +206,10 @@ class Decoder:
         full4 = is4 & (cap >= hdr + 20)
         full6 = is6 & (cap >= hdr + 40)
         self.counters.truncated += int(np.count_nonzero((is4 & ~full4) | (is6 & ~full6)))
-        first = buf[l3]
+        ip = _IPFields(buf, off, cap, l3)
+        first = ip.u8(0)
         ihl = (first & 15).astype(np.int64) * 4
-        iplen = np.where(is6, 40 + _be16(buf, l3 + 4), _be16(buf, l3 + 2))
+        iplen = np.where(is6, 40 + ip.be16(4), ip.be16(2))
         good4 = full4 & (first >> 4 == 4) & (ihl >= 20) & (iplen >= ihl)
         good6 = full6 & (first >> 4 == 6)
         self.counters.malformed += int(np.count_nonzero((full4 & ~good4) | (full6 & ~good6)))
@@ -173,18 +218,16 @@ class Decoder:
         acc = np.zeros(n, dtype=bool)
         if good4.any():
             idx = np.nonzero(good4)[0]
-            src = _be32(buf, l3[idx] + 12)
-            dst = _be32(buf, l3[idx] + 16)
-            sm = np.isin(src, self.mon4)
-            dm = np.isin(dst, self.mon4)
+            src, dst = ip.be32(12, idx), ip.be32(16, idx)
+            sm, dm = self._is_mon4(src), self._is_mon4(dst)
             self._count_sides(sm, dm)
             one = sm ^ dm
             key[idx[one]] = np.where(sm, dst, src)[one]
             acc[idx[one]] = True
         if good6.any():
             idx = np.nonzero(good6)[0]
-            shi, slo = _be64(buf, l3[idx] + 8), _be64(buf, l3[idx] + 16)
-            dhi, dlo = _be64(buf, l3[idx] + 24), _be64(buf, l3[idx] + 32)
+            shi, slo = ip.be64(8, idx), ip.be64(16, idx)
+            dhi, dlo = ip.be64(24, idx), ip.be64(32, idx)
             sm = self._is_mon6(shi, slo)
             dm = self._is_mon6(dhi, dlo)
             self._count_sides(sm, dm)
@@ -207,6 +250,14 @@ class Decoder:
         self.counters.local += int(np.count_nonzero(src_mon & dst_mon))
         self.counters.foreign += int(np.count_nonzero(~src_mon & ~dst_mon))
 
+    def _is_mon4(self, addr: np.ndarray) -> np.ndarray:
+        if len(self.mon4) > 8:
+            return np.isin(addr, self.mon4)
+        hit = np.zeros(len(addr), dtype=bool)
+        for m in self.mon4:
+            hit |= addr == m
+        return hit
+
     def _is_mon6(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         hit = np.zeros(len(hi), dtype=bool)
         for mhi, mlo in self.mon6:
@@ -220,7 +271,7 @@ class Decoder:
             et = _be16(buf, off + 12)
             l3 = off + 14
             for _ in range(MAX_VLAN_TAGS):
-                tagged = np.isin(et, VLAN_TPIDS)
+                tagged = (et == VLAN_TPIDS[0]) | (et == VLAN_TPIDS[1]) | (et == VLAN_TPIDS[2])
                 if not tagged.any():
                     break
                 et = np.where(tagged, _be16(buf, l3 + 2), et)

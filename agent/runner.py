@@ -256,6 +256,10 @@ def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
         control = ControlPort(cfg.host, cfg.port, cfg.allowed)
     agent = Agent(cfg, capture, monitored, to_stderr, resolver)
     agent.new_table(int(time.time()))
+    # Like tcpdump's "listening on": tells a person (and a test) that signals now work.
+    print(f"ncs-agent: capturing on {device} ({'promiscuous' if promiscuous else 'non-promiscuous'}),"
+          f" {len(monitored)} monitored address(es), stats to {'stderr' if to_stderr else cfg.stats_path}",
+          file=sys.stderr, flush=True)
     watched = [capture.fileno(), wake]
     if resolver is not None:
         watched.append(resolver.fileno())

@@ -90,57 +90,94 @@ class GlobalRate:
         return self.bw / 3600
 
 
-class KeyIndex:
-    """Sorted uint64 keys -> row numbers: a large sorted run plus a small sorted run.
+EMPTY = np.uint64(2**64 - 1)  # never a key: keys are below 2**32 + 2**64 - 2 in practice
+TOMB = np.uint64(2**64 - 2)  # a deleted slot: lookups probe past it, inserts reuse it
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
-    New keys go to the small run (cheap to insert into); it is merged into the
-    large one when it grows past an eighth of it, so inserting n keys costs
-    O(n log n) amortised and lookups are two binary searches.
+
+class KeyIndex:
+    """uint64 key -> row: an open-addressing hash table probed with vectorised numpy.
+
+    Linear probing at a load of at most one half; every operation handles a
+    whole array of keys per probing round, so a batch of thousands of packets
+    costs a few array passes, not thousands of Python calls.
     """
 
-    def __init__(self) -> None:
-        self.keys = np.empty(0, np.uint64)
-        self.rows = np.empty(0, np.int64)
-        self.new_keys = np.empty(0, np.uint64)
-        self.new_rows = np.empty(0, np.int64)
+    def __init__(self, capacity: int = 1 << 12) -> None:
+        self._alloc(capacity)
+        self.used = 0
+        self.tombs = 0
+
+    def _alloc(self, capacity: int) -> None:
+        self.bits = max(4, int(capacity - 1).bit_length())
+        self.mask = np.uint64((1 << self.bits) - 1)
+        self.skeys = np.full(1 << self.bits, EMPTY, np.uint64)
+        self.srows = np.zeros(1 << self.bits, np.int64)
 
     def __len__(self) -> int:
-        return len(self.keys) + len(self.new_keys)
+        return self.used
 
-    @staticmethod
-    def _find(keys: np.ndarray, rows: np.ndarray, query: np.ndarray, out: np.ndarray) -> None:
-        if len(keys) == 0:
-            return
-        pos = np.searchsorted(keys, query)
-        np.minimum(pos, len(keys) - 1, out=pos)
-        hit = keys[pos] == query
-        out[hit] = rows[pos[hit]]
+    def _hash(self, keys: np.ndarray) -> np.ndarray:
+        # Fibonacci hashing: the high bits of key * 2**64/phi spread nearby addresses.
+        return (keys * _GOLDEN) >> np.uint64(64 - self.bits)
+
+    def slots(self, query: np.ndarray) -> np.ndarray:
+        """Return the slot holding each key of QUERY, -1 where absent."""
+        out = np.full(len(query), -1, np.int64)
+        idx = np.arange(len(query))
+        q = query
+        slot = self._hash(q)
+        while len(idx):
+            sk = self.skeys[slot]
+            hit = sk == q
+            out[idx[hit]] = slot[hit]
+            more = ~hit & (sk != EMPTY)
+            idx, q, slot = idx[more], q[more], (slot[more] + np.uint64(1)) & self.mask
+        return out
 
     def lookup(self, query: np.ndarray) -> np.ndarray:
         """Return the row of each key in QUERY, -1 where absent."""
-        out = np.full(len(query), -1, np.int64)
-        self._find(self.keys, self.rows, query, out)
-        self._find(self.new_keys, self.new_rows, query, out)
-        return out
+        slots = self.slots(query)
+        found = slots >= 0
+        rows = np.full(len(query), -1, np.int64)
+        rows[found] = self.srows[slots[found]]
+        return rows
 
     def insert(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Add KEYS (sorted, unique, absent) with their ROWS."""
-        pos = np.searchsorted(self.new_keys, keys)
-        self.new_keys = np.insert(self.new_keys, pos, keys)
-        self.new_rows = np.insert(self.new_rows, pos, rows)
-        if len(self.new_keys) > max(4096, len(self.keys) // 8):
-            pos = np.searchsorted(self.keys, self.new_keys)
-            self.keys = np.insert(self.keys, pos, self.new_keys)
-            self.rows = np.insert(self.rows, pos, self.new_rows)
-            self.new_keys = np.empty(0, np.uint64)
-            self.new_rows = np.empty(0, np.int64)
+        """Add KEYS (unique, absent) with their ROWS."""
+        if 2 * (self.used + self.tombs + len(keys)) > len(self.skeys):
+            self._rehash(self.used + len(keys))
+        self._place(keys, rows)
+        self.used += len(keys)
+
+    def _place(self, keys: np.ndarray, rows: np.ndarray) -> None:
+        slot = self._hash(keys)
+        while len(keys):
+            sk = self.skeys[slot]
+            free = (sk == EMPTY) | (sk == TOMB)
+            fs = slot[free]
+            self.skeys[fs] = keys[free]  # several keys may race for one slot: one wins
+            won = np.zeros(len(keys), bool)
+            won[free] = self.skeys[fs] == keys[free]
+            self.srows[slot[won]] = rows[won]
+            self.tombs -= int(np.count_nonzero(sk[won] == TOMB))
+            lost = ~won
+            keys, rows, slot = keys[lost], rows[lost], (slot[lost] + np.uint64(1)) & self.mask
+
+    def _rehash(self, live: int) -> None:
+        keep = self.skeys < TOMB
+        keys, rows = self.skeys[keep], self.srows[keep]
+        self._alloc(4 * max(live, 1024))
+        self.tombs = 0
+        self._place(keys, rows)
 
     def remove(self, keys: np.ndarray) -> None:
-        """Drop KEYS (sorted) from the index."""
-        keep = ~np.isin(self.keys, keys, assume_unique=True)
-        self.keys, self.rows = self.keys[keep], self.rows[keep]
-        keep = ~np.isin(self.new_keys, keys, assume_unique=True)
-        self.new_keys, self.new_rows = self.new_keys[keep], self.new_rows[keep]
+        """Drop KEYS (present ones) from the index."""
+        slots = self.slots(keys)
+        slots = slots[slots >= 0]
+        self.skeys[slots] = TOMB
+        self.used -= len(slots)
+        self.tombs += len(slots)
 
 
 class StatsTable:
@@ -181,6 +218,7 @@ class StatsTable:
         self.W = grown(self.W if old else None, np.float64)
         self.K = grown(self.K if old else None, np.uint64)
         self.alive = grown(self.alive if old else None, bool)
+        self._owner = np.zeros(cap, np.int32)  # scratch for _update_existing
         self._cap = cap
 
     def _allocate(self, n: int) -> np.ndarray:
@@ -211,6 +249,7 @@ class StatsTable:
             for key, length in zip(keys.tolist(), lengths.tolist(), strict=True):
                 self._record_packet(now, key, length)
             touched = self.index.lookup(np.unique(keys))
+            touched = touched[touched >= 0]
         else:
             touched = self._record_batch(now, keys, lengths)
         if not self.want_names:
@@ -246,40 +285,58 @@ class StatsTable:
         self.C[row] = 1
 
     def _record_batch(self, now: int, keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        counts = np.bincount(inverse, minlength=len(uniq)).astype(np.int64)
-        sums = np.bincount(inverse, weights=lengths, minlength=len(uniq)).astype(np.int64)
-        rows = self.index.lookup(uniq)
-        old = rows >= 0
+        """Account a second's packets with array operations; return the rows touched."""
+        rows = self.index.lookup(keys)
+        missing = rows < 0
+        old = ~missing
+        touched = [np.empty(0, np.int64)]
         if old.any():
-            r = rows[old]
-            E, C = self.E[r], self.C[r]
-            accumulate = now < E + FOLD_AFTER
-            young = ~accumulate & (E == self.start) & (C < MIN_HITS)
-            fold = ~accumulate & ~young
-            ra = r[accumulate]
-            self.B[ra] += sums[old][accumulate]
-            self.C[ra] += counts[old][accumulate]
-            if fold.any():
-                rf = r[fold]
-                Ef = E[fold]
-                born = Ef == self.start
-                # m = 3600/(now - S) for a record never folded, else 3600/(3600 + now - E)
-                d = np.where(born, now - self.start, 3600 + now - Ef).astype(np.float64)
-                m = 3600.0 / d
-                self.R[rf] = (self.R[rf] + C[fold]) * m
-                self.W[rf] = (self.W[rf] + self.B[rf]) * m
-                self.E[rf] = now
-                self.B[rf] = sums[old][fold]
-                self.C[rf] = counts[old][fold]
-            if young.any():
-                # Replay these records packet by packet: the fold may fall mid-second.
-                groups = np.nonzero(old)[0][young]
-                for i in np.nonzero(np.isin(inverse, groups))[0].tolist():
-                    self._existing_packet(now, int(rows[inverse[i]]), int(lengths[i]))
-        if (~old).any():
-            rows[~old] = self._insert(now, uniq[~old], counts[~old], sums[~old])
-        return rows
+            touched.append(self._update_existing(now, rows[old], lengths[old]))
+        if missing.any():
+            new_keys, inverse = np.unique(keys[missing], return_inverse=True)
+            counts = np.bincount(inverse, minlength=len(new_keys)).astype(np.int64)
+            sums = np.bincount(inverse, weights=lengths[missing],
+                               minlength=len(new_keys)).astype(np.int64)
+            touched.append(self._insert(now, new_keys, counts, sums))
+        return np.concatenate(touched)
+
+    def _update_existing(self, now: int, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """Fold a second's packets into existing ROWS (one entry per packet, in order)."""
+        n = len(rows)
+        # One representative packet per distinct row, found without sorting: every
+        # packet writes its index into its row's slot, the last write wins.
+        position = np.arange(n, dtype=np.int32)
+        self._owner[rows] = position
+        group = self._owner[rows]
+        first_rep = group == position
+        r = rows[first_rep]
+        counts = np.bincount(group, minlength=n)[first_rep].astype(np.int64)
+        sums = np.bincount(group, weights=lengths, minlength=n)[first_rep].astype(np.int64)
+        E, C = self.E[r], self.C[r]
+        accumulate = now < E + FOLD_AFTER
+        young = ~accumulate & (E == self.start) & (C < MIN_HITS)
+        fold = ~accumulate & ~young
+        ra = r[accumulate]
+        self.B[ra] += sums[accumulate]
+        self.C[ra] += counts[accumulate]
+        if fold.any():
+            rf = r[fold]
+            Ef = E[fold]
+            # m = 3600/(now - S) for a record never folded, else 3600/(3600 + now - E)
+            d = np.where(Ef == self.start, now - self.start, 3600 + now - Ef).astype(np.float64)
+            m = 3600.0 / d
+            self.R[rf] = (self.R[rf] + C[fold]) * m
+            self.W[rf] = (self.W[rf] + self.B[rf]) * m
+            self.E[rf] = now
+            self.B[rf] = sums[fold]
+            self.C[rf] = counts[fold]
+        if young.any():
+            # Records in their first five hits: the fold may fall mid-second, so
+            # replay their packets one by one, in order.
+            replay = np.isin(rows, r[young])
+            for row, length in zip(rows[replay].tolist(), lengths[replay].tolist(), strict=True):
+                self._existing_packet(now, row, length)
+        return r
 
     def _insert(self, now: int, keys: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
         """Create records for new KEYS (sorted); returns their rows (-1 for keys refused)."""
