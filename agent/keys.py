@@ -60,7 +60,7 @@ class RemoteKeys:
     def address(self, key: int) -> str:
         """Return the address text of KEY."""
         if key < V6_BASE:
-            return str(ipaddress.IPv4Address(key))
+            return f"{key >> 24}.{(key >> 16) & 255}.{(key >> 8) & 255}.{key & 255}"
         return str(ipaddress.IPv6Address(self._key_v6[key]))
 
     def sort_value(self, key: int) -> tuple[int, int]:

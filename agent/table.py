@@ -434,12 +434,14 @@ class StatsTable:
         rows6.sort(key=lambda row: self.keys.sort_value(int(self.K[row])))
         start = self.start
         cols = (self.B, self.C, self.E, self.R, self.W, self.T, self.K)
-        for chunk in (order4, np.array(rows6, np.int64)):
-            if len(chunk) == 0:
-                continue
-            B, C, E, R, W, T, K = (col[chunk].tolist() for col in cols)
-            names = self.names
-            address = self.keys.address
-            for i, row in enumerate(chunk.tolist()):
-                yield address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=start, R=R[i], W=W[i],
-                                            T=T[i], N=names.get(row, []))
+        names = self.names
+        address = self.keys.address
+        for order in (order4, np.array(rows6, np.int64)):
+            # Convert in slices: Python objects for a million rows at once would
+            # cost more memory than the table itself.
+            for at in range(0, len(order), 65536):
+                chunk = order[at:at + 65536]
+                B, C, E, R, W, T, K = (col[chunk].tolist() for col in cols)
+                for i, row in enumerate(chunk.tolist()):
+                    yield address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=start, R=R[i], W=W[i],
+                                                T=T[i], N=names.get(row, []))
