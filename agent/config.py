@@ -38,8 +38,9 @@ class AgentConfig:
 
     `read` and `stats` exist only on the command line: `read` replays a capture
     file instead of capturing live, `stats` overrides `<sniffer>/<name>.stats`
-    ('-' is stdout).  `origins` maps a key to "FILE:LINE" when its value came
-    from the config file (for error messages); it is not a setting.
+    ('-' is stdout).  `origins` holds the keys set explicitly: "FILE:LINE" when
+    the value came from the config file (for error messages), "" when it came
+    from the command line; it is not a setting.
     """
 
     name: str = "ncs-agent"
@@ -227,7 +228,7 @@ def _set_int(cfg: AgentConfig, key: str, value: Any, low: int, high: int, hint: 
 
 def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
     """Check one raw setting and store it in CFG; raises ConfigError for a bad value."""
-    if key in ("name",):
+    if key == "name":
         if not isinstance(value, str) or not NAME_RE.match(value):
             raise _fail(cfg, key, f"invalid name '{value}': use up to 64 letters, digits, "
                                   "'_', '@', '.', '-' (it names the pid and stats files)")
@@ -338,7 +339,7 @@ def resolve_config(raw: dict, overrides: dict) -> AgentConfig:
             continue
         if key not in FILE_KEYS and key not in COMMAND_LINE_KEYS:
             raise ConfigError(f"config: unknown key '{key}'")
-        cfg.origins.pop(key, None)  # the command line's value: no file line to point at
+        cfg.origins[key] = ""  # set explicitly, but no file line to point at
         merged[key] = value
     for key, value in merged.items():
         _apply(cfg, key, value)
@@ -389,9 +390,13 @@ def check_environment(cfg: AgentConfig, *, need_piddir: bool, to_stderr: bool) -
         from agent.privileges import lookup_user
 
         try:
-            lookup_user(cfg.user)
+            entry = lookup_user(cfg.user)
         except ConfigError as err:
             raise relocate(err, cfg, "user") from None
+        # the port is bound after the switch, and only root binds below 1024
+        if cfg.port is not None and cfg.port < 1024 and entry.pw_uid != 0:
+            raise _fail(cfg, "port", f"invalid port number '{cfg.port}': user '{cfg.user}' "
+                                     "cannot bind a port below 1024")
     return Environment(addresses, device, promiscuous)
 
 

@@ -1,0 +1,143 @@
+"""ncs-agent's command line: parse options into an AgentConfig and dispatch a verb."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from agent import __version__
+from agent.config import AgentConfig, ConfigError, load_config, resolve_config
+
+# Command-line options that set a config key; the value is checked like the file's.
+CONFIG_OPTIONS = (
+    ("--piddir", "piddir", "directory of the pid file <name>.pid"),
+    ("--sniffer", "sniffer", "directory of the stats file <name>.stats"),
+    ("--bpf", "bpf", "BPF expression naming the monitored host(s)"),
+    ("--device", "device", "capture device (default: the one carrying the host)"),
+    ("--snaplen", "snaplen", "bytes captured per packet"),
+    ("--match", "match", "keep only packets whose payload contains this"),
+    ("--nomatch", "nomatch", "drop packets whose payload contains this"),
+    ("--payload", "payload", "payload offset for match/nomatch"),
+    ("--port", "port", "UDP dump port"),
+    ("--host", "host", "address of the UDP dump port"),
+    ("--nameserver", "nameserver", "reverse-DNS server, ADDRESS or ADDRESS:PORT"),
+    ("--max-hosts", "max_hosts", "most remote addresses kept"),
+    ("--user", "user", "user to switch to once the capture is open"),
+    ("--buffer-size", "buffer_size", "kernel capture buffer, bytes"),
+)
+# Verbs that start an agent or show its configuration take every config option;
+# the others only need what locates a running agent and its files.
+FULL_VERBS = ("run", "start", "restart", "config")
+LOCATING_OPTIONS = ("--piddir", "--sniffer", "--port", "--host")
+
+
+def _add_common(p: argparse.ArgumentParser, suppress: bool) -> None:
+    """Add -c, --name and -d; on a verb they default to SUPPRESS so the global ones stay."""
+    default = argparse.SUPPRESS if suppress else None
+    p.add_argument("-c", "--config", default=default, help="YAML config file")
+    p.add_argument("--name", default=default, help="instance name (pid, stats and log file names)")
+    p.add_argument("-d", dest="debug", action="store_true",
+                   default=argparse.SUPPRESS if suppress else False,
+                   help="write dumps to stderr instead of the stats file")
+
+
+def _add_config_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
+    """Add the options that override config keys (values stay text: the config checks them)."""
+    for flag, key, text in CONFIG_OPTIONS:
+        if only is None or flag in only:
+            p.add_argument(flag, dest=key, metavar=key.upper(), help=text)
+    p.add_argument("--stats", metavar="PATH", help="stats file instead of <sniffer>/<name>.stats ('-': stdout)")
+    if only is None:
+        p.add_argument("--allowed", action="append", metavar="HOST",
+                       help="address or name allowed to use the dump port (repeat for more)")
+        p.add_argument("--dns", action=argparse.BooleanOptionalAction, default=None,
+                       help="reverse-DNS lookups (--no-dns: off)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser for every verb."""
+    parser = argparse.ArgumentParser(prog="ncs-agent", description="per-remote-IP traffic statistics")
+    parser.add_argument("--version", action="version", version=f"ncs-agent {__version__}")
+    _add_common(parser, suppress=False)
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    helps = {
+        "run": "capture in the foreground (or replay --read FILE)",
+        "start": "start the agent as a daemon",
+        "stop": "stop the daemon (it writes a last dump)",
+        "restart": "stop, then start",
+        "status": "say whether the agent runs (exit 0) or not (exit 3)",
+        "dump": "ask the agent to write its stats file",
+        "config": "check the configuration and print it as YAML",
+    }
+    for verb, text in helps.items():
+        p = verbs.add_parser(verb, help=text, description=text)
+        _add_common(p, suppress=True)
+        _add_config_options(p, None if verb in FULL_VERBS else LOCATING_OPTIONS)
+        if verb == "run":
+            p.add_argument("--read", metavar="FILE", help="replay a pcap/pcapng file instead of capturing")
+        if verb in ("start", "restart", "stop", "dump"):
+            default = {"stop": 15.0, "restart": 15.0}.get(verb, 30.0)
+            p.add_argument("--timeout", type=float, default=default, metavar="S",
+                           help=f"seconds to wait (default {default:g})")
+        if verb == "dump":
+            p.add_argument("--wait", action="store_true", help="wait until the stats file is rewritten")
+            p.add_argument("--max-age", dest="max_age", type=float, metavar="S",
+                           help="do nothing if the stats file is younger than S seconds")
+            p.add_argument("--print", dest="print_file", action="store_true",
+                           help="then copy the stats file to stdout")
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """Return the config keys the command line sets (None: not given)."""
+    keys = [key for _flag, key, _text in CONFIG_OPTIONS]
+    keys += ["name", "stats", "read", "allowed", "dns"]
+    return {key: getattr(args, key, None) for key in keys}
+
+
+def config_from_args(args: argparse.Namespace) -> AgentConfig:
+    """Return the effective config: defaults, the -c file, then the command line.
+
+    Raises ConfigError with a one-line message for an invalid value.
+    """
+    raw = load_config(args.config) if args.config else {}
+    return resolve_config(raw, overrides_from_args(args))
+
+
+def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
+    """Run the verb in ARGS with CFG; returns its exit status.  Raises ConfigError."""
+    from agent import verbs
+
+    verb = args.verb
+    if verb == "run":
+        return verbs.run(cfg, to_stderr=args.debug)
+    if verb == "start":
+        return verbs.start(cfg, to_stderr=args.debug, timeout=args.timeout)
+    if verb == "stop":
+        return verbs.stop(cfg, timeout=args.timeout)
+    if verb == "restart":
+        return verbs.restart(cfg, to_stderr=args.debug, timeout=args.timeout)
+    if verb == "status":
+        return verbs.status(cfg)
+    if verb == "dump":
+        return verbs.dump(cfg, wait=args.wait, max_age=args.max_age,
+                          print_file=args.print_file, timeout=args.timeout)
+    return verbs.show_config(cfg, args.config, to_stderr=args.debug)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ncs-agent; returns the exit status (2 for an invalid configuration)."""
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+        return dispatch(args, cfg)
+    except ConfigError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,435 @@
+"""ncs-agent's verbs: start (daemonise), stop, restart, status, dump, config and run.
+
+Every verb returns its exit status: 0 success, 1 failure, 2 invalid
+configuration (raised as ConfigError and reported by the CLI), 3 "not running"
+(status, dump).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+
+from agent.config import (
+    AgentConfig,
+    ConfigError,
+    check_environment,
+    config_as_yaml,
+    resolve_bind_host,
+)
+from agent.pidfile import (
+    AlreadyRunning,
+    catches_signal,
+    create_pidfile,
+    has_packet_socket,
+    has_udp_port,
+    process_alive,
+    read_pid,
+    remove_pidfile,
+    running_pid,
+    signal_process,
+    wait_for_exit,
+)
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_CONFIG = 2
+EXIT_NOT_RUNNING = 3
+
+POLL = 0.05  # seconds between looks at a pid or a file while waiting
+KILL_WAIT = 5.0  # seconds to wait for a process to vanish after SIGKILL
+
+
+def say(text: str) -> None:
+    """Print one line on stderr (messages, errors)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def log_path(cfg: AgentConfig) -> str:
+    """Return the file that takes a daemon's stderr: `<piddir>/<name>.log`."""
+    return f"{cfg.piddir.rstrip('/')}/{cfg.name}.log"
+
+
+# ----------------------------------------------------------------- start
+
+
+def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> int:
+    """Check the config, daemonise and wait until the agent handles signals.
+
+    Returns 0 once the daemon is ready (pid file written, its signal handlers
+    installed, so `status` and `dump` right after work), 1 if it is already
+    running or died while starting (its error is printed), and raises
+    ConfigError for an invalid configuration before anything is started.
+    """
+    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    pid = running_pid(cfg.pid_path)
+    if pid is not None:
+        say(f"{cfg.name} already running (pid {pid})")
+        return EXIT_FAIL
+    sys.stdout.flush()
+    sys.stderr.flush()
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(reader)
+        _become_daemon(cfg, to_stderr, writer)  # never returns
+    os.close(writer)
+    os.waitpid(child, 0)
+    with os.fdopen(reader, "r", encoding="utf-8", errors="replace") as pipe:
+        report = pipe.read()
+    if not report.startswith("pid "):
+        say(report.strip() or f"{cfg.name}: the daemon died before writing its pid file")
+        return EXIT_FAIL
+    return _wait_ready(cfg, int(report.split()[1]), timeout, to_stderr)
+
+
+def _become_daemon(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> None:
+    """In the first child: detach (setsid, second fork) and run the agent; never returns.
+
+    The grandchild writes "pid N" (or the reason it could not start) to
+    REPORT_FD, then runs the capture until TERM/INT and removes its pid file.
+    """
+    status = EXIT_FAIL
+    try:
+        os.setsid()  # leave the terminal's session: no SIGHUP when it closes
+        if os.fork() != 0:
+            os._exit(0)  # the first child exits; init adopts the grandchild
+        os.chdir("/")  # do not keep a mount point busy
+        _redirect_stdio(cfg, to_stderr)
+        status = _daemon_main(cfg, to_stderr, report_fd)
+    except BaseException:  # the daemon must end here, whatever happened
+        try:
+            traceback.print_exc()
+            sys.stderr.flush()
+        finally:
+            os._exit(EXIT_FAIL)
+    os._exit(status)
+
+
+def _redirect_stdio(cfg: AgentConfig, to_stderr: bool) -> None:
+    """Point stdin and stdout at /dev/null and stderr at the log file (kept as is with -d)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.close(null)
+    if not to_stderr:
+        log = os.open(log_path(cfg), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        os.dup2(log, 2)
+        os.close(log)
+
+
+def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
+    """In the daemon: create the pid file, report, run the capture; returns the exit status."""
+    with os.fdopen(report_fd, "w", encoding="utf-8") as report:
+        try:
+            create_pidfile(cfg.pid_path)
+        except AlreadyRunning as err:
+            report.write(f"{cfg.name} already running (pid {err.pid})\n")
+            return EXIT_FAIL
+        except OSError as err:
+            report.write(f"ncs-agent: cannot create pid file '{cfg.pid_path}': {err.strerror}\n")
+            return EXIT_FAIL
+        report.write(f"pid {os.getpid()}\n")
+    return run_with_pidfile_held(cfg, to_stderr)
+
+
+def run_with_pidfile_held(cfg: AgentConfig, to_stderr: bool) -> int:
+    """Run the capture (the pid file is ours), remove the pid file at the end; returns the status."""
+    try:
+        from agent.runner import run_foreground
+
+        return run_foreground(cfg, to_stderr=to_stderr)
+    except ConfigError as err:
+        say(str(err))
+        return EXIT_CONFIG
+    finally:
+        remove_pidfile(cfg.pid_path)
+
+
+def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool) -> int:
+    """Wait until daemon PID is ready (see _is_ready) or died; returns the exit status.
+
+    Readiness is read from /proc, without the runner's help: a USR1 sent before
+    the runner's handler is installed would kill the daemon (the default
+    action), and an error opening the capture or the port must reach the user
+    who ran `start`, not only the log.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if not process_alive(pid):
+            say(_death_note(cfg, pid, to_stderr))
+            return EXIT_FAIL
+        if read_pid(cfg.pid_path) == pid and _is_ready(cfg, pid):
+            return EXIT_OK
+        if time.monotonic() >= deadline:
+            say(f"ncs-agent: {cfg.name} (pid {pid}) not ready after {timeout:g} s; "
+                f"it keeps starting, see {log_path(cfg)}")
+            return EXIT_FAIL
+        time.sleep(POLL)
+
+
+def _is_ready(cfg: AgentConfig, pid: int) -> bool:
+    """Return True once PID catches USR1, has its capture open and (with `port`) its port bound.
+
+    Each look goes through /proc; what /proc cannot tell counts as ready.
+    """
+    if catches_signal(pid, signal.SIGUSR1) is False:
+        return False
+    if cfg.read is None and has_packet_socket(pid) is False:
+        return False
+    return cfg.port is None or has_udp_port(pid, cfg.port) is not False
+
+
+def _death_note(cfg: AgentConfig, pid: int, to_stderr: bool) -> str:
+    """Return what to print when the daemon died while starting: its own last words if logged."""
+    if to_stderr:
+        return f"ncs-agent: {cfg.name} (pid {pid}) exited while starting"
+    try:
+        with open(log_path(cfg), encoding="utf-8", errors="replace") as handle:
+            lines = [line.rstrip() for line in handle if line.strip()]
+    except OSError:
+        lines = []
+    if not lines:
+        return f"ncs-agent: {cfg.name} (pid {pid}) exited while starting"
+    if any(line.startswith("Traceback") for line in lines):
+        return f"ncs-agent: {cfg.name} crashed while starting: {lines[-1]} (see {log_path(cfg)})"
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- stop, restart, status
+
+
+def stop(cfg: AgentConfig, timeout: float = 15.0) -> int:
+    """Send TERM to the running agent and wait for it to exit (it writes its final dump).
+
+    After TIMEOUT seconds it is killed (KILL) and 1 is returned; returns 0 when
+    it exited, or when it was not running (with a message).
+    """
+    pid = running_pid(cfg.pid_path)
+    if pid is None:
+        stale = read_pid(cfg.pid_path)
+        if stale is not None:
+            remove_pidfile(cfg.pid_path, stale)
+        say(f"{cfg.name} not running")
+        return EXIT_OK
+    try:
+        signal_process(pid, signal.SIGTERM)
+    except PermissionError:
+        say(f"ncs-agent: cannot signal {cfg.name} (pid {pid}): permission denied")
+        return EXIT_FAIL
+    if wait_for_exit(pid, timeout, POLL):
+        remove_pidfile(cfg.pid_path, pid)  # in case it could not remove it itself
+        return EXIT_OK
+    signal_process(pid, signal.SIGKILL)
+    wait_for_exit(pid, KILL_WAIT, POLL)
+    remove_pidfile(cfg.pid_path, pid)
+    say(f"ncs-agent: {cfg.name} (pid {pid}) did not exit within {timeout:g} s: killed "
+        "(no final dump)")
+    return EXIT_FAIL
+
+
+def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) -> int:
+    """Stop the agent (if running) and start it again; returns the exit status.
+
+    The new configuration is checked first, so a broken config file does not
+    stop a running agent.  Raises ConfigError for an invalid configuration.
+    """
+    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    if running_pid(cfg.pid_path) is not None:
+        stop(cfg, timeout)
+        if running_pid(cfg.pid_path) is not None:
+            say(f"ncs-agent: {cfg.name} is still running; not restarted")
+            return EXIT_FAIL
+    return start(cfg, to_stderr, timeout=max(timeout, 30.0))
+
+
+def status(cfg: AgentConfig) -> int:
+    """Print "<pid> <name> is running" (0) or "<name> not running" (3) on stdout."""
+    pid = running_pid(cfg.pid_path)
+    if pid is None:
+        print(f"{cfg.name} not running", flush=True)
+        return EXIT_NOT_RUNNING
+    print(f"{pid} {cfg.name} is running", flush=True)
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- dump
+
+
+@dataclass(frozen=True)
+class FileId:
+    """What changes when the stats file is rewritten: the rename gives a new inode."""
+
+    inode: int
+    mtime_ns: int
+    size: int
+
+
+def file_id(path: str) -> FileId | None:
+    """Return the identity of the file at PATH, or None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return FileId(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
+         print_file: bool = False, timeout: float = 30.0) -> int:
+    """Ask the running agent for a dump (USR1; the UDP port when a signal is not permitted).
+
+    max_age: do not ask when the stats file is younger than this many seconds.
+    wait: return once the file has been rewritten (1 after TIMEOUT seconds).
+    print_file: then copy the file to stdout.
+    Returns 0, 1 on failure or timeout, 3 if the agent is not running.
+    """
+    path = cfg.stats_path
+    current = file_id(path)
+    fresh = (max_age is not None and current is not None
+             and time.time() - current.mtime_ns / 1e9 < max_age)
+    if not fresh:
+        pid = running_pid(cfg.pid_path)
+        if pid is None:
+            say(f"{cfg.name} not running")
+            return EXIT_NOT_RUNNING
+        status_code = _request_dump(cfg, pid)
+        if status_code != EXIT_OK:
+            return status_code
+        if wait and not _wait_rewritten(cfg, pid, current, timeout):
+            return EXIT_FAIL
+    if print_file:
+        return _copy_to_stdout(path)
+    return EXIT_OK
+
+
+def _request_dump(cfg: AgentConfig, pid: int) -> int:
+    """Send USR1 to PID, or `dump` to the UDP port if the signal is not permitted; returns status."""
+    try:
+        if signal_process(pid, signal.SIGUSR1):
+            return EXIT_OK
+        say(f"{cfg.name} not running")
+        return EXIT_NOT_RUNNING
+    except PermissionError:
+        if cfg.port is None:
+            say(f"ncs-agent: cannot signal {cfg.name} (pid {pid}): permission denied "
+                "(configure `port` to ask over UDP)")
+            return EXIT_FAIL
+    return EXIT_OK if udp_dump_request(cfg) is not None else EXIT_FAIL
+
+
+def udp_dump_request(cfg: AgentConfig, tries: int = 3, wait: float = 1.0) -> int | None:
+    """Send `dump` to the agent's UDP port; returns the epoch of its `OK <epoch>`, or None.
+
+    The port's 'INADDR_ANY' and 'INADDR_LOOPBACK' are reached on 127.0.0.1.
+    Prints why on failure.
+    """
+    if cfg.port is None:
+        say(f"ncs-agent: {cfg.name} has no dump port (`port` is not set)")
+        return None
+    host = "127.0.0.1" if cfg.host in ("INADDR_ANY", "INADDR_LOOPBACK") else cfg.host
+    family, sockaddr = resolve_bind_host(
+        host, cfg.port, error=ConfigError(f"config: bad dump host '{cfg.host}'"))
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(wait)
+        for _ in range(tries):
+            try:
+                sock.sendto(b"dump", sockaddr)
+                reply, _sender = sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            except OSError as err:
+                say(f"ncs-agent: dump request to {host}:{cfg.port} failed: {err.strerror or err}")
+                return None
+            words = reply.decode("ascii", "replace").split()
+            if len(words) == 2 and words[0] == "OK" and words[1].isdigit():
+                return int(words[1])
+            say(f"ncs-agent: {host}:{cfg.port} answered '{reply[:40].decode('ascii', 'replace')}'")
+            return None
+    say(f"ncs-agent: no answer from {host}:{cfg.port} (is this address in `allowed`?)")
+    return None
+
+
+def _wait_rewritten(cfg: AgentConfig, pid: int, before: FileId | None, timeout: float) -> bool:
+    """Poll until the stats file differs from BEFORE; returns False (with a message) on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        now = file_id(cfg.stats_path)
+        if now is not None and now != before:
+            return True
+        if not process_alive(pid):
+            say(f"ncs-agent: {cfg.name} (pid {pid}) exited before writing '{cfg.stats_path}'")
+            return False
+        if time.monotonic() >= deadline:
+            say(f"ncs-agent: {cfg.name}: '{cfg.stats_path}' not rewritten within {timeout:g} s")
+            return False
+        time.sleep(POLL)
+
+
+def _copy_to_stdout(path: str) -> int:
+    """Copy the file at PATH to stdout as bytes; returns 0, or 1 with a message if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            sys.stdout.flush()
+            shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+    except OSError as err:
+        say(f"ncs-agent: cannot read '{path}': {err.strerror or err}")
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------- config, run
+
+
+def show_config(cfg: AgentConfig, source: str | None, to_stderr: bool = False) -> int:
+    """Check CFG as `run` would and print it as YAML with what was found as comments; returns 0.
+
+    Raises ConfigError for an invalid configuration.
+    """
+    env = check_environment(cfg, need_piddir=False, to_stderr=to_stderr)
+    comments = [f"ncs-agent effective configuration ({source or 'defaults and command line'})",
+                f"monitored addresses: {', '.join(env.addresses)}"]
+    if env.device:
+        mode = "promiscuous" if env.promiscuous else "non-promiscuous"
+        comments.append(f"capture device: {env.device} ({mode})")
+    comments.append(f"pid file: {cfg.pid_path}; stats file: {cfg.stats_path}")
+    sys.stdout.write(config_as_yaml(cfg, comments))
+    sys.stdout.flush()
+    return EXIT_OK
+
+
+def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
+    """Run in the foreground (systemd, replay); returns the runner's exit status.
+
+    Live capture also writes the pid file when the pid directory is usable, so
+    status, stop and dump find an agent run by systemd; replay (--read) does
+    not.  A missing piddir is reported only when it was configured explicitly.
+    Returns 1 if another agent of this name is running.  Raises ConfigError.
+    """
+    dumps_to_stderr = to_stderr or cfg.stats == "-"
+    check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
+    if cfg.read is not None:
+        from agent.runner import run_foreground
+
+        return run_foreground(cfg, to_stderr=to_stderr)
+    try:
+        create_pidfile(cfg.pid_path)
+    except AlreadyRunning as err:
+        say(f"{cfg.name} already running (pid {err.pid})")
+        return EXIT_FAIL
+    except OSError as err:
+        # A configured piddir that does not work deserves a word; the default
+        # one missing (a test run, a host set up without it) does not.
+        if "piddir" in cfg.origins:
+            say(f"ncs-agent: no pid file '{cfg.pid_path}' ({err.strerror}): "
+                "status, stop and dump will not find this agent")
+        from agent.runner import run_foreground
+
+        return run_foreground(cfg, to_stderr=to_stderr)
+    return run_with_pidfile_held(cfg, to_stderr)

@@ -1,0 +1,120 @@
+"""Pid files: exclusive creation, stale files replaced, live owners respected, races settled by one winner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent.pidfile import (
+    AlreadyRunning,
+    create_pidfile,
+    process_alive,
+    read_pid,
+    remove_pidfile,
+    running_pid,
+)
+
+
+def dead_pid() -> int:
+    """Return the pid of a process that has exited and been reaped."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def sleeper():
+    """A live process (not this one) that the test can name in a pid file."""
+    proc = subprocess.Popen(["sleep", "60"])
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_create_writes_pid_and_refuses_a_second(tmp_path: Path, sleeper) -> None:
+    path = str(tmp_path / "a.pid")
+    create_pidfile(path, sleeper.pid)
+    assert Path(path).read_text() == f"{sleeper.pid}\n"
+    with pytest.raises(AlreadyRunning) as info:
+        create_pidfile(path, os.getpid())
+    assert info.value.pid == sleeper.pid
+    assert read_pid(path) == sleeper.pid  # the live owner's file is untouched
+    assert sorted(os.listdir(tmp_path)) == ["a.pid"]  # no private temporary left behind
+
+
+def test_stale_pid_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "a.pid"
+    gone = dead_pid()
+    path.write_text(f"{gone}\n")
+    assert running_pid(str(path)) is None
+    create_pidfile(str(path), os.getpid())
+    assert read_pid(str(path)) == os.getpid()
+
+
+@pytest.mark.parametrize("content", ["", "garbage\n", "0\n", "-5\n"])
+def test_unreadable_pid_file_is_stale(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "a.pid"
+    path.write_text(content)
+    assert read_pid(str(path)) is None
+    create_pidfile(str(path), os.getpid())
+    assert read_pid(str(path)) == os.getpid()
+
+
+def test_zombie_counts_as_dead(tmp_path: Path) -> None:
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+        # not reaped yet: the pid still exists as a zombie until wait()
+        deadline = time.monotonic() + 5
+        while process_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert os.path.exists(f"/proc/{proc.pid}")
+        assert not process_alive(proc.pid)
+        path = tmp_path / "z.pid"
+        path.write_text(f"{proc.pid}\n")
+        create_pidfile(str(path), os.getpid())
+        assert read_pid(str(path)) == os.getpid()
+    finally:
+        proc.wait()
+
+
+def test_remove_only_own_pid(tmp_path: Path, sleeper) -> None:
+    path = str(tmp_path / "a.pid")
+    create_pidfile(path, sleeper.pid)
+    remove_pidfile(path, os.getpid())  # not ours: stays
+    assert read_pid(path) == sleeper.pid
+    remove_pidfile(path, sleeper.pid)
+    assert not os.path.exists(path)
+    remove_pidfile(path, sleeper.pid)  # already gone: no error
+
+
+RACER = """
+import os, sys, time
+from agent.pidfile import AlreadyRunning, create_pidfile
+go = float(sys.argv[2])
+while time.time() < go:
+    pass
+try:
+    create_pidfile(sys.argv[1])
+except AlreadyRunning:
+    sys.exit(1)
+time.sleep(1.0)  # stay alive so that the losers see a live owner
+"""
+
+
+def test_racing_starters_have_one_winner(tmp_path: Path) -> None:
+    path = tmp_path / "race.pid"
+    path.write_text(f"{dead_pid()}\n")  # a stale file: every racer wants to replace it
+    go = time.time() + 1.0
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, str(path), str(go)],
+                               cwd=Path(__file__).resolve().parents[2]) for _ in range(6)]
+    codes = [proc.wait(timeout=30) for proc in racers]
+    winners = [proc.pid for proc, code in zip(racers, codes, strict=True) if code == 0]
+    assert len(winners) == 1, codes
+    assert read_pid(str(path)) == winners[0]
