@@ -20,13 +20,15 @@ from agent.bpfhosts import monitored_addresses
 from agent.capture import BATCH, Capture, CaptureError
 from agent.config import AgentConfig, ConfigError
 from agent.decode import Decoder, PacketBatch, PayloadFilter
+from agent.dumptext import file_chunks, write_chunks_atomic
 from agent.keys import RemoteKeys
-from agent.statsfile import Header, header_lines, write_atomic, write_stream
+from agent.statsfile import Header, header_lines
 from agent.table import StatsTable
 
 IDLE_TICK = 1.0  # seconds select waits when nothing happens
 DRAIN_BATCHES = 64  # batches read per wakeup before looking at DNS, signals, the port
 DNS_EXPIRE_EVERY = 15
+REPLAY_DNS_WAIT = 3.0  # seconds a replay waits for its last answers
 
 
 @dataclass
@@ -57,6 +59,7 @@ class Agent:
         self.table: StatsTable | None = None
         self.last_second = 0
         self.dump_child = 0
+        self.dns_peak = 0  # most lookups queued or in flight at once
 
     def new_table(self, start: int) -> None:
         """Start a new data set at START (agent start, first replayed packet, or HUP)."""
@@ -94,11 +97,20 @@ class Agent:
             self.table.lookup_sent(address, now)
 
     def receive_dns(self, now: int) -> None:
+        """Store the answers waiting on the resolver's socket, then send more queries."""
         if self.resolver is None or self.table is None:
             return
         for answer in self.resolver.receive(now):
             self.table.set_names(answer.address, answer.names, answer.expires)
         self.pump_dns(now)
+
+    def exchange_dns(self, now: int, wait: float) -> None:
+        """Send queued queries and take in answers, waiting up to WAIT seconds for some."""
+        self.pump_dns(now)
+        ready, _, _ = select.select([self.resolver.fileno()], [], [], wait)
+        if ready:
+            self.receive_dns(now)
+        self.dns_peak = max(self.dns_peak, self.resolver.pending())
 
     # -- dumps --------------------------------------------------------------
 
@@ -118,7 +130,9 @@ class Agent:
             f"{k}={v}" for k, v in counters.as_dict().items() if k not in ("packets", "accounted"))))
         if self.resolver is not None:
             c = self.resolver.counters
-            extra.append(("dns", " ".join(f"{k}={v}" for k, v in c.__dict__.items())))
+            self.dns_peak = max(self.dns_peak, self.resolver.pending())
+            counts = " ".join(f"{k}={v}" for k, v in c.__dict__.items())
+            extra.append(("dns", f"{counts} pending={self.resolver.pending()} peak={self.dns_peak}"))
         start = table.start if table else current
         h = Header(
             start=start, current=current,
@@ -133,14 +147,16 @@ class Agent:
 
     def write(self, current: int) -> None:
         """Write the stats file now (stdout for '-', stderr with -d, else atomically)."""
-        lines = self.header(current)
-        records = self.table.records() if self.table else iter(())
-        if self.to_stderr:
-            write_stream(sys.stderr, lines, records)
-        elif self.cfg.stats_path == "-":
-            write_stream(sys.stdout, lines, records)
+        blocks = self.table.record_blocks() if self.table else iter(())
+        chunks = file_chunks(self.header(current), blocks)
+        if self.to_stderr or self.cfg.stats_path == "-":
+            stream = sys.stderr if self.to_stderr else sys.stdout
+            stream.flush()
+            for chunk in chunks:
+                stream.buffer.write(chunk)
+            stream.buffer.flush()
         else:
-            write_atomic(self.cfg.stats_path, lines, records)
+            write_chunks_atomic(self.cfg.stats_path, chunks)
 
     def write_in_child(self, current: int) -> None:
         """Write the stats file from a forked copy, so capture goes on meanwhile."""
@@ -166,18 +182,32 @@ class Agent:
 
 
 def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
-    """Run a capture file through the agent and write the stats file once at the end."""
+    """Run a capture file through the agent and write the stats file once at the end.
+
+    Names are looked up only when a nameserver is given explicitly: a replay
+    is otherwise deterministic, the same file giving the same stats file.
+    """
     capture = Capture.open_file(cfg.read, cfg.bpf)
-    agent = Agent(cfg, capture, monitored, to_stderr)
+    resolver = _open_resolver(cfg) if cfg.dns and cfg.nameserver else None
+    agent = Agent(cfg, capture, monitored, to_stderr, resolver)
     while True:
         pkts, meta = capture.read_batch(BATCH)
         if not meta:
             break
         agent.ingest(pkts, meta)
+        if resolver is not None:
+            agent.exchange_dns(agent.last_second, wait=0.0)
+    if resolver is not None:
+        # Give the answers to the last queries a moment, in wall-clock time.
+        deadline = time.monotonic() + REPLAY_DNS_WAIT
+        while resolver.pending() and time.monotonic() < deadline:
+            agent.exchange_dns(agent.last_second, wait=0.1)
     if agent.table is None:
         agent.new_table(0)
     agent.write(agent.last_second)
     capture.close()
+    if resolver is not None:
+        resolver.close()
     return 0
 
 
@@ -283,6 +313,7 @@ def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
             if resolver.fileno() in ready:
                 agent.receive_dns(now)
             agent.pump_dns(now)
+            agent.dns_peak = max(agent.dns_peak, resolver.pending())
         if control is not None and control.fileno() in ready and control.handle(now):
             flags.dump = True
         agent.reap_child()

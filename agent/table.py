@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agent import dumptext
 from agent.keys import RemoteKeys
-from agent.statsfile import Record
+from agent.statsfile import Record, format_record
 
 FOLD_AFTER = 300  # seconds a record accumulates before its rates fold
 MIN_HITS = 5  # a record born at the start keeps accumulating below this many hits
@@ -426,22 +427,45 @@ class StatsTable:
 
     def records(self) -> Iterator[tuple[str, Record]]:
         """Yield (address, Record) for every record, IPv4 numerically first, then IPv6."""
+        for order in self._ordered_rows():
+            # Convert in slices: Python objects for a million rows at once would
+            # cost more memory than the table itself.
+            for at in range(0, len(order), 65536):
+                yield from self._records_of(order[at:at + 65536])
+
+    def _ordered_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (IPv4 rows by address, IPv6 rows by address)."""
         rows = np.nonzero(self.alive[:self._top])[0]
         keys = self.K[rows]
         v4 = keys < (1 << 32)
         order4 = rows[v4][np.argsort(keys[v4], kind="stable")]
         rows6 = rows[~v4].tolist()
         rows6.sort(key=lambda row: self.keys.sort_value(int(self.K[row])))
-        start = self.start
-        cols = (self.B, self.C, self.E, self.R, self.W, self.T, self.K)
-        names = self.names
-        address = self.keys.address
-        for order in (order4, np.array(rows6, np.int64)):
-            # Convert in slices: Python objects for a million rows at once would
-            # cost more memory than the table itself.
-            for at in range(0, len(order), 65536):
-                chunk = order[at:at + 65536]
-                B, C, E, R, W, T, K = (col[chunk].tolist() for col in cols)
-                for i, row in enumerate(chunk.tolist()):
-                    yield address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=start, R=R[i], W=W[i],
-                                                T=T[i], N=names.get(row, []))
+        return order4, np.array(rows6, np.int64)
+
+    def record_blocks(self) -> Iterator[bytes]:
+        """Yield the file text of every record, in file order, formatted in vectorised chunks."""
+        order4, order6 = self._ordered_rows()
+        for order, v4 in ((order4, True), (order6, False)):
+            for at in range(0, len(order), dumptext.CHUNK):
+                chunk = order[at:at + dumptext.CHUNK]
+                keys = self.K[chunk]
+                if v4:
+                    address = dumptext.v4_address_block(keys)
+                else:
+                    address = dumptext.text_address_block([self.keys.address(k) for k in keys.tolist()])
+                named = {i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
+                text = dumptext.record_chunks(
+                    address, self.B[chunk], self.C[chunk], self.E[chunk],
+                    np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
+                    self.T[chunk], named)
+                if text is None:  # a value numpy cannot lay out: format these one by one
+                    text = "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
+                yield text
+
+    def _records_of(self, chunk: np.ndarray) -> Iterator[tuple[str, Record]]:
+        B, C, E, R, W, T, K = (col[chunk].tolist() for col in
+                               (self.B, self.C, self.E, self.R, self.W, self.T, self.K))
+        for i, row in enumerate(chunk.tolist()):
+            yield self.keys.address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=self.start, R=R[i],
+                                                  W=W[i], T=T[i], N=self.names.get(row, []))

@@ -77,7 +77,8 @@ def test_live_capture_counts_exactly(netlab, tmp_path, give_device):
     stats = tmp_path / "live.stats"
     oracle = tmp_path / "tcp.pcap"
     # tcpdump is the independent witness for TCP, whose segment sizes the kernel decides
-    dump = a.popen(["tcpdump", "-i", "eth0", "-U", "-n", "-w", str(oracle), f"tcp and host {A4}"],
+    dump = a.popen(["tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-w", str(oracle),
+                    f"tcp and host {A4}"],
                    stderr=subprocess.PIPE, text=True)
     assert "listening on" in dump.stderr.readline()
     argv = [AGENT, "run", "--bpf", f"host {A4} and (udp or tcp)", "--no-dns", "--stats", str(stats)]
@@ -107,6 +108,8 @@ def test_live_capture_counts_exactly(netlab, tmp_path, give_device):
     time.sleep(0.5)
     dump_now(agent, stats)
     got = read_stats(str(stats))
+    dump.terminate()  # flushes and closes the witness file
+    dump.wait(timeout=10)
     tcp_count, tcp_bytes = pcap_lengths(oracle, B4)
     assert tcp_count >= 5
     r = got.records[B4]

@@ -190,3 +190,26 @@ def test_batch_equals_per_packet_reference(pkts, steps):
         r = got[k]
         assert (r.B, r.C, r.E, r.S, r.R, r.W) == (x["B"], x["C"], x["E"], x["S"], x["R"], x["W"])
     assert (t.rate.rate, t.rate.bw, t.rate.ra, t.rate.ba) == (ref.rate, ref.bw, ref.ra, ref.ba)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1) | st.integers(2**32, 2**32 + 50),
+                          st.integers(0, 10**12), st.floats(0, 1e13, allow_nan=False),
+                          st.lists(st.text(min_size=1, max_size=12), max_size=3)),
+                min_size=0, max_size=60, unique_by=lambda x: x[0]))
+def test_vectorised_dump_equals_per_record_format(rows):
+    """The numpy dump writes exactly what statsfile.format_record writes, names included."""
+    from agent.statsfile import format_record
+
+    keys = RemoteKeys()
+    t = StatsTable(START, keys, max_hosts=10**6)
+    for k, b, w, names in rows:
+        key = k if k < 2**32 else keys.key_of_packed((0x20010DB8 << 96 | k).to_bytes(16, "big"))
+        t.update_second(START, np.array([key], np.uint64), np.array([b], np.int64))
+        row = int(t.index.lookup(np.array([key], np.uint64))[0])
+        t.W[row] = w
+        t.R[row] = w / 7
+        if names:
+            t.names[row] = names
+    want = "".join(format_record(a, r) for a, r in t.records()).encode()
+    assert b"".join(t.record_blocks()) == want
