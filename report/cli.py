@@ -1,0 +1,175 @@
+"""ncs-report's command line: read a stats file, group it, render one format, optionally cached.
+
+Exit status: 0 report printed; 1 a stale report was printed because the agent
+did not deliver a fresh stats file (--update); 2 bad arguments or an
+unreadable/malformed stats file (one line on stderr, or in the page for
+html/cgi).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import io
+import sys
+from typing import IO
+
+from agent import __version__
+from agent.statsparse import StatsFormatError, read_stats
+from report.cache import Served, WebOptions, parse_hostport, serve
+from report.group import DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX, GroupingError, Report, make_report
+from report.render_html import cgi_response, error_html, render_fragment
+from report.render_json import write_json
+from report.render_table import render_table
+from report.render_text import write_text
+
+FORMATS = ("table", "text", "html", "cgi", "json")
+PROG = "ncs-report"
+
+
+class UsageError(Exception):
+    """A bad combination of options; str() is the one-line reason."""
+
+
+class _Parser(argparse.ArgumentParser):
+    # argparse prints usage and exits 2 itself; keep that but make it one line.
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{PROG}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ncs-report."""
+    p = _Parser(prog=PROG, description="report per-remote-IP traffic statistics from a stats file")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--by", choices=("prefix", "domain"), default="prefix", help="grouping")
+    p.add_argument("--format", choices=FORMATS, help="output (default: table on a terminal, else text)")
+    p.add_argument("--v4-prefix", type=int, default=DEFAULT_V4_PREFIX, metavar="N")
+    p.add_argument("--v6-prefix", type=int, default=DEFAULT_V6_PREFIX, metavar="N")
+    p.add_argument("--top", type=int, default=100, metavar="N",
+                   help="table/html: show the first N groups (0: all); text and json are complete")
+    p.add_argument("--addresses", type=int, default=20, metavar="N",
+                   help="table/html: address rows per group (0: all)")
+    p.add_argument("--expand", action=argparse.BooleanOptionalAction, default=True,
+                   help="table: list each group's addresses under it")
+    p.add_argument("--width", type=int, metavar="COLS", help="table: terminal width")
+    web = p.add_argument_group("web use (like the original web report)")
+    web.add_argument("--cache", metavar="FILE", help="cache file of the rendered report")
+    web.add_argument("--refresh", type=float, default=300.0, metavar="SECONDS",
+                     help="serve the cache while younger than this (default 300)")
+    web.add_argument("--update", metavar="HOST:PORT", help="agent's UDP dump port to ask for fresh data")
+    web.add_argument("--updto", type=float, default=15.0, metavar="SECONDS",
+                     help="how long to wait for the agent's fresh stats file (default 15)")
+    p.add_argument("statsfile", metavar="STATSFILE", help="stats file ('-': standard input)")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> WebOptions | None:
+    """Return the web options, if any; raise UsageError for a bad combination."""
+    if args.update and not args.cache:
+        raise UsageError("--update needs --cache")
+    if args.cache is None:
+        return None
+    if args.format == "table":
+        raise UsageError("--cache needs --format text, html, cgi or json")
+    if args.statsfile == "-":
+        raise UsageError("--cache needs a stats file path, not '-'")
+    if args.refresh < 0 or args.updto < 0:
+        raise UsageError("--refresh and --updto must not be negative")
+    try:
+        update = parse_hostport(args.update) if args.update else None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return WebOptions(args.cache, args.refresh, update, args.updto)
+
+
+def load_report(args: argparse.Namespace) -> Report:
+    """Return the grouped report of the stats file; raises StatsFormatError, GroupingError."""
+    stats = read_stats(args.statsfile)
+    return make_report(stats, args.by, args.v4_prefix, args.v6_prefix)
+
+
+def render_body(report: Report, args: argparse.Namespace) -> str:
+    """Return the cacheable body for ARGS.format: text, json, or the HTML fragment (html/cgi)."""
+    if args.format in ("html", "cgi"):
+        return render_fragment(report, args.top, args.addresses)
+    buf = io.StringIO()
+    if args.format == "json":
+        write_json(report, buf)
+    else:
+        write_text(report, buf)
+    return buf.getvalue()
+
+
+def emit(args: argparse.Namespace, out: IO[str], err: IO[str], body: str, error: str | None) -> None:
+    """Print BODY in ARGS.format with the one-line ERROR (in the page for html/cgi, else stderr)."""
+    line = f"{PROG}: {error}" if error else None
+    if args.format in ("html", "cgi"):
+        page_body = (error_html(line) if line else "") + body
+        out.write(cgi_response(page_body) if args.format == "cgi" else page_body)
+        return
+    if line:
+        err.write(line + "\n")
+    out.write(body)
+
+
+def fail(args: argparse.Namespace, out: IO[str], err: IO[str], message: str) -> int:
+    """Report a fatal one-line error (in the page for html/cgi, always on stderr); return 2."""
+    line = f"{PROG}: {message}"
+    if args.format == "html":
+        out.write(error_html(line))
+    elif args.format == "cgi":
+        out.write(cgi_response(error_html(line)))
+    err.write(line + "\n")
+    return 2
+
+
+def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """Produce the report for parsed ARGS on OUT; return the exit status."""
+    if args.format is None:
+        args.format = "table" if out.isatty() else "text"
+    try:
+        web = check_args(args)
+    except UsageError as e:
+        return fail(args, out, err, str(e))
+    try:
+        if web is not None:
+            served: Served = serve(web, args.statsfile, lambda: render_body(load_report(args), args))
+            emit(args, out, err, served.body, served.error)
+            return 1 if served.error else 0
+        report = load_report(args)
+    except (StatsFormatError, GroupingError) as e:
+        return fail(args, out, err, str(e))
+    except OSError as e:
+        name = getattr(e, "filename", None) or args.cache
+        return fail(args, out, err, f"{name}: {e.strerror or e}")
+    if args.format == "table":
+        render_table(report, out, args.top, args.expand, args.addresses, width=args.width)
+    elif args.format in ("html", "cgi"):
+        emit(args, out, err, render_fragment(report, args.top, args.addresses), None)
+    elif args.format == "json":
+        write_json(report, out)
+    else:
+        write_text(report, out)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ncs-report; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    # A short-lived process that builds millions of acyclic records: the
+    # cyclic collector's passes over them cost seconds and free nothing.
+    gc.disable()
+    try:
+        status = run(args, sys.stdout, sys.stderr)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `ncs-report ... | head` is normal use, not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

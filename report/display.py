@@ -1,0 +1,70 @@
+"""Display helpers shared by the renderers: clean text, times, rates and shares."""
+
+from __future__ import annotations
+
+import time
+
+from agent.statsfile import safe_text
+from report.group import Group, Report
+
+
+def clean_line(line: str) -> str:
+    """Return a header LINE with every control character but TAB spelled as \\x{hex}.
+
+    Header lines use tabs for layout; anything else unprintable (ESC, CR,
+    newline) could rewrite the terminal or break the line structure.
+    """
+    if line.isprintable():
+        return line
+    return "\t".join(safe_text(part) for part in line.split("\t"))
+
+
+def clean_name(name: str) -> str:
+    """Return NAME with control characters spelled as \\x{hex} (see agent.statsfile.safe_text)."""
+    return safe_text(name)
+
+
+def contact_time(epoch: int) -> str:
+    """Return the classic last-contact text, lower-case "mon dd hh:mm:ss" in local time.
+
+    The day is zero-padded ("apr 04 09:05:01"): strftime's %d, lower-cased.
+    """
+    return time.strftime("%b %d %H:%M:%S", time.localtime(epoch)).lower()
+
+
+def iso_time(epoch: int) -> str:
+    """Return EPOCH as local "YYYY-MM-DD HH:MM:SS" for the rich and HTML reports."""
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+
+
+def share(w: float, total_w: float) -> float:
+    """Return W as a percentage of TOTAL_W (0 when the total is 0)."""
+    return 100.0 * w / total_w if total_w > 0 else 0.0
+
+
+def grouping_title(report: Report) -> str:
+    """Return the classic heading, "CIDR/24" or "SUB DOMAIN"."""
+    return "SUB DOMAIN" if report.by == "domain" else f"CIDR/{report.v4_prefix}"
+
+
+def header_facts(report: Report) -> list[tuple[str, str]]:
+    """Return (key, value) pairs of the stats file's header lines, cleaned, in file order.
+
+    Lines without "key:" come back with an empty key.  Values keep their text
+    (e.g. "1145923212,\\tMon Apr 24 17:00:12 2006") with runs of tabs made one space.
+    """
+    facts = []
+    for line in report.stats.header:
+        key, sep, value = line.partition(":")
+        if not sep or " " in key.strip():
+            facts.append(("", " ".join(clean_line(line).split())))
+        else:
+            facts.append((safe_text(key.strip()), " ".join(clean_line(value).split())))
+    return facts
+
+
+def shown_groups(report: Report, top: int) -> tuple[list[Group], int]:
+    """Return the first TOP groups (all when TOP <= 0) and how many are left out."""
+    if top <= 0 or top >= len(report.groups):
+        return report.groups, 0
+    return report.groups[:top], len(report.groups) - top

@@ -1,0 +1,92 @@
+"""Hostile names (from the network) reach no output unescaped: HTML, terminal, text, JSON."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+from agent.statsfile import Record, StatsFile
+from report.group import make_report
+from report.render_html import cgi_response, render_fragment
+from report.render_json import render_json
+from report.render_table import render_table
+from report.render_text import render_text
+
+from .helpers import NOW, run_report, write_stats
+
+HOSTILE = [
+    "<script>alert('x')</script>.evil.example",
+    'q"uote\'s&amp;co.example',
+    "\x1b[31mred\x1b]0;pwned\x07.example",
+    "[bold]markup[/bold].example",
+    "csi\x9b2J\r\nnext.example",
+]
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def hostile_report(by: str = "prefix"):
+    records = {
+        f"198.51.100.{i + 1}": Record(R=60 * (i + 1), W=3600 * (i + 1), E=NOW, N=[name, "ok.example"])
+        for i, name in enumerate(HOSTILE)
+    }
+    records["2001:db8::1"] = Record(W=1, E=NOW, N=HOSTILE[::-1])
+    return make_report(StatsFile(["ncs version 1.0.0", "bpf:\t\thost \x1b[2J"], records, "m"), by=by)
+
+
+def test_html_escapes_every_name() -> None:
+    for by in ("prefix", "domain"):
+        for out in (render_fragment(hostile_report(by)), cgi_response(render_fragment(hostile_report(by)))):
+            assert "<script>" not in out
+            assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt;.evil.example" in out
+            assert "q&quot;uote&#x27;s&amp;amp;co.example" in out
+            assert "\\x{1b}[31mred\\x{1b}]0;pwned\\x{7}.example" in out
+            assert "[bold]markup[/bold].example" in out
+            assert not CONTROL.search(out)
+            assert 'uote\'s' not in out and 'q"uote' not in out
+
+
+def test_terminal_table_shows_names_literally() -> None:
+    buf = io.StringIO()
+    render_table(hostile_report(), buf, force_terminal=True, width=250, addresses=0)
+    out = buf.getvalue()
+    # rich's own styling is SGR only; nothing from a name gets to the terminal raw.
+    assert not re.sub(r"\x1b\[[0-9;]*m", "", out).count("\x1b")
+    assert "\x07" not in out and "\x9b" not in out and "\r" not in out
+    assert "\\x{1b}[31mred\\x{1b}]0;pwned\\x{7}.example" in out
+    assert "[bold]markup[/bold].example" in out  # markup not interpreted
+    assert "<script>alert('x')</script>.evil.example" in out
+
+
+def test_text_report_has_no_control_characters() -> None:
+    out = render_text(hostile_report())
+    assert not CONTROL.search(out)
+    assert "\\x{1b}[31mred\\x{1b}]0;pwned\\x{7}.example" in out
+    assert "csi\\x{9b}2J\\x{d}\\x{a}next.example" in out
+    assert "# bpf:\t\thost \\x{1b}[2J\n" in out
+
+
+def test_json_is_ascii_and_round_trips_names() -> None:
+    out = render_json(hostile_report())
+    assert out.isascii()
+    assert not CONTROL.search(out)
+    assert "<" not in out and ">" not in out and "&" not in out
+    doc = json.loads(out)
+    names = [n for g in doc["groups"] for a in g["addresses"] for n in a["names"]]
+    for name in HOSTILE:
+        assert name in names
+
+
+def test_hostile_names_through_a_stats_file(tmp_path: Path) -> None:
+    stats = write_stats(tmp_path / "h.stats", ["ncs version 1.0.0"], {
+        "198.51.100.1": Record(W=3600, E=NOW, N=list(HOSTILE)),
+    })
+    html_out = run_report("--format", "html", str(stats)).stdout
+    assert "<script>" not in html_out and "&lt;script&gt;" in html_out
+    table = run_report("--format", "table", str(stats), env={"FORCE_COLOR": "1", "COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    assert not re.sub(r"\x1b\[[0-9;]*m", "", table.stdout).count("\x1b")
+    assert "[bold]markup[/bold].example" in table.stdout
+    text = run_report("--format", "text", str(stats)).stdout
+    assert not CONTROL.search(text)

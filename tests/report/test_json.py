@@ -1,0 +1,41 @@
+"""The JSON report follows its documented schema (docs/report.md) with the test's own numbers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from agent.statsfile import Record
+
+from .helpers import NOW, run_report, write_stats
+
+
+def test_json_schema_and_values(tmp_path: Path) -> None:
+    records = {
+        "198.51.100.9": Record(B=5, C=1, E=NOW - 9, S=NOW - 99, R=120, W=7200, N=[]),
+        "198.51.100.1": Record(B=7, C=2, E=NOW, S=NOW - 99, R=60, W=3600, N=["a.example.org", "b.example.org"]),
+        "2001:db8::1": Record(B=1, C=1, E=NOW - 1, S=NOW - 99, R=6, W=36000, N=[":ns.example.net"]),
+    }
+    stats = write_stats(tmp_path / "j.stats", ["ncs version 1.0.0", "drops:\t3"], records)
+    result = run_report("--format", "json", str(stats))
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["schema"] == "ncs-report/1"
+    assert doc["grouping"] == "prefix" and doc["v4_prefix"] == 24 and doc["v6_prefix"] == 64
+    assert doc["header"] == ["ncs version 1.0.0", "drops:\t3"]
+    assert doc["totals"] == {"hits_per_minute": 186 / 60, "bytes_per_second": 46800 / 3600,
+                             "addresses": 3, "groups": 2}
+    v6, v4 = doc["groups"]  # 10 B/s before 3 B/s
+    assert (v6["key"], v6["kind"], v6["count"]) == ("2001:db8::/64", "prefix", 1)
+    assert v4["key"] == "198.51.100.0/24"
+    assert v4["hits_per_hour"] == 180 and v4["bytes_per_second"] == 3.0
+    assert v4["last_contact"] == NOW
+    assert [a["address"] for a in v4["addresses"]] == ["198.51.100.1", "198.51.100.9"]
+    first = v4["addresses"][0]
+    assert first == {"address": "198.51.100.1", "names": ["a.example.org", "b.example.org"],
+                     "hits_per_minute": 1.0, "bytes_per_second": 1.0, "hits_per_hour": 60,
+                     "bytes_per_hour": 3600, "last_contact": NOW, "bytes": 7, "hits": 2,
+                     "start": NOW - 99}
+    domain = json.loads(run_report("--format", "json", "--by", "domain", str(stats)).stdout)
+    assert [(g["key"], g["kind"]) for g in domain["groups"]] == [
+        ("example.net", "domain"), ("198.51.100.0/24", "prefix"), ("example.org", "domain")]
