@@ -1,0 +1,96 @@
+"""The agent's reverse lookups end to end: a real nsd, live and replayed traffic."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from agent.statsparse import read_stats
+from tests.agent.test_live import dump_now, read_until
+from tests.support.nsd import SOA_MNAME, Ptr
+from tests.support.pcapgen import LINKTYPE_EN10MB, Pkt, build, write_pcap
+
+AGENT = os.path.join(os.path.dirname(sys.executable), "ncs-agent")
+A4, B4, C4, D4 = "198.51.100.21", "198.51.100.22", "198.51.100.23", "198.51.100.24"
+B6 = "2001:db8:100::22"
+
+
+def send_udp(host, dest: str, count: int = 3) -> None:
+    family = "AF_INET6" if ":" in dest else "AF_INET"
+    host.run([sys.executable, "-c",
+              f"import socket\ns=socket.socket(socket.{family},socket.SOCK_DGRAM)\n"
+              f"for _ in range({count}): s.sendto(b'x'*50,('{dest}',9))\n"])
+
+
+def test_live_names_nxdomain_and_own_queries_not_counted(netlab, nsd_server, tmp_path):
+    """Names arrive for remotes; the agent's own DNS traffic to the server is not a remote."""
+    a = netlab.add_host("a", A4, "2001:db8:100::21")
+    b = netlab.add_host("b", B4, B6)
+    c = netlab.add_host("c", C4)
+    d = netlab.add_host("d", D4)
+    # The name server listens on the lab bridge's address: the agent's queries
+    # leave through the very interface it captures.
+    server, port = nsd_server.start_reverse(
+        [Ptr(B4, ["bee.example.com"], 600), Ptr(C4, ["c1.example.net", "c2.example.org"], 1200),
+         Ptr(B6, ["bee6.example.com"], 900)], host=netlab.root_ipv4)
+    stats = tmp_path / "dns.stats"
+    agent = a.popen([AGENT, "--name", f"dns{os.getpid()}", "run",
+                     "--bpf", f"host {A4} or host 2001:db8:100::21", "--device", "eth0",
+                     "--nameserver", f"{server}:{port}", "--stats", str(stats)],
+                    stderr=subprocess.PIPE, text=True)
+    read_until(agent.stderr, "capturing on eth0")
+    for host, dest in ((b, A4), (c, A4), (d, A4), (b, "2001:db8:100::21")):
+        send_udp(host, dest)
+
+    def names_settled() -> bool:
+        dump_now(agent, stats)
+        recs = read_stats(str(stats)).records
+        return all(recs.get(x) is not None and recs[x].N for x in (B4, C4, D4, B6))
+
+    deadline = time.monotonic() + 20
+    while not names_settled():
+        assert time.monotonic() < deadline, read_stats(str(stats)).records
+        time.sleep(0.3)
+    got = read_stats(str(stats))
+    now = got.header_number("current")
+    recs = got.records
+    assert recs[B4].N == ["bee.example.com"] and abs(recs[B4].T - (now + 600)) <= 5
+    assert recs[C4].N == ["c1.example.net", "c2.example.org"] and abs(recs[C4].T - (now + 1200)) <= 5
+    assert recs[D4].N == [":" + SOA_MNAME]
+    assert recs[B6].N == ["bee6.example.com"]
+    assert netlab.root_ipv4 not in recs, "the agent's own DNS queries were counted"
+    assert "sent=" in got.header_value("dns")
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=15) == 0
+
+
+def test_replayed_flood_keeps_table_and_dns_queue_bounded(nsd_server, tmp_path):
+    """30,000 new sources in a replay: at most max_hosts records, the DNS queue never past its bound."""
+    server, port = nsd_server.start_reverse([Ptr("198.51.100.7", ["seven.example.com"], 600)])
+    me = "192.0.2.10"
+    pkts = [Pkt("198.51.100.7", me, 1_700_000_000, payload=b"x")]
+    pkts += [Pkt(f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", me, 1_700_000_000 + i // 1000)
+             for i in range(30_000)]
+    path = tmp_path / "flood.pcap"
+    write_pcap(str(path), LINKTYPE_EN10MB, build(LINKTYPE_EN10MB, pkts))
+    out = tmp_path / "flood.stats"
+    res = subprocess.run([AGENT, "run", "--read", str(path), "--bpf", f"host {me}", "--max-hosts",
+                          "5000", "--nameserver", f"{server}:{port}", "--stats", str(out)],
+                         capture_output=True, text=True, timeout=180)
+    assert res.returncode == 0, res.stderr
+    got = read_stats(str(out))
+    assert len(got.records) <= 5000
+    assert got.header_number("evicted") >= 30_001 - 5000
+    dns = dict(item.split("=") for item in got.header_value("dns").split())
+    # the resolver's queue (10,000) plus its in-flight bound (100) is the ceiling
+    assert int(dns["peak"]) <= 10_100
+    assert int(dns["queue_full"]) > 0
+    assert int(dns["sent"]) >= 1
+    # the first address, answered early, kept its name unless it was evicted
+    seven = got.records.get("198.51.100.7")
+    assert seven is None or seven.N in ([], ["seven.example.com"])
+    assert Path(str(out) + ".tmp").exists() is False
