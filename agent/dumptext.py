@@ -28,17 +28,24 @@ def _const(text: str, n: int) -> np.ndarray:
     return np.broadcast_to(np.frombuffer(text.encode(), np.uint8), (n, len(text)))
 
 
-def _digits(values: np.ndarray, width: int = DIGITS) -> np.ndarray:
-    """Decimal digits of non-negative int64 VALUES, right-aligned, leading zeros as holes."""
+_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+
+
+def _digits(values: np.ndarray, width: int = 0) -> np.ndarray:
+    """Decimal digits of non-negative int64 VALUES, right-aligned, leading zeros as holes.
+
+    WIDTH 0 picks the narrowest multiple of four that holds the largest value.
+    """
     v = values.astype(np.int64, copy=True)
+    ndigits = 1 + np.searchsorted(_POW10, v, side="right")
+    if not width:
+        width = max(4, -(-int(ndigits.max(initial=1)) // 4) * 4)
     groups = []
     for _ in range(width // 4):
         groups.append(_LUT[v % 10000])
         v //= 10000
     out = np.concatenate(groups[::-1], axis=1)
-    significant = np.logical_or.accumulate(out != ord("0"), axis=1)
-    significant[:, -1] = True  # zero is written "0"
-    out[~significant] = HOLE
+    out[np.arange(width) < (width - ndigits)[:, None]] = HOLE
     return out
 
 
@@ -47,7 +54,7 @@ def _octets(keys: np.ndarray) -> np.ndarray:
     parts = []
     for shift in (24, 16, 8, 0):
         octet = ((keys >> np.uint64(shift)) & np.uint64(255)).astype(np.int64)
-        parts.append(_digits(octet, 4)[:, 1:])
+        parts.append(_digits(octet, 4)[:, 1:])  # at most three digits
         if shift:
             parts.append(_const(".", len(keys)))
     return np.concatenate(parts, axis=1)

@@ -9,6 +9,7 @@ cannot grow this map beyond the table's bound.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 import numpy as np
 
@@ -100,13 +101,12 @@ class RemoteKeys:
         """Return the address text of KEY."""
         if key < V6_BASE:
             return f"{key >> 24}.{(key >> 16) & 255}.{(key >> 8) & 255}.{key & 255}"
-        return str(ipaddress.IPv6Address(self._key_v6[key]))
+        return socket.inet_ntop(socket.AF_INET6, self._key_v6[key].to_bytes(16, "big"))
 
-    def sort_value(self, key: int) -> tuple[int, int]:
-        """Return a sort key putting IPv4 first (numerically), then IPv6 numerically."""
-        if key < V6_BASE:
-            return (4, key)
-        return (6, self._key_v6[key])
+    def v6_order(self, keys: np.ndarray) -> np.ndarray:
+        """Return the permutation that sorts IPv6 KEYS by address."""
+        at = (keys - np.uint64(V6_BASE)).astype(np.int64)
+        return np.lexsort((self._lo[at], self._hi[at]))
 
     def release(self, keys: np.ndarray) -> None:
         """Forget the IPv6 surrogates among KEYS (their records are gone)."""

@@ -439,9 +439,8 @@ class StatsTable:
         keys = self.K[rows]
         v4 = keys < (1 << 32)
         order4 = rows[v4][np.argsort(keys[v4], kind="stable")]
-        rows6 = rows[~v4].tolist()
-        rows6.sort(key=lambda row: self.keys.sort_value(int(self.K[row])))
-        return order4, np.array(rows6, np.int64)
+        rows6 = rows[~v4]
+        return order4, rows6[self.keys.v6_order(keys[~v4])]
 
     def record_blocks(self) -> Iterator[bytes]:
         """Yield the file text of every record, in file order, formatted in vectorised chunks."""
@@ -454,7 +453,8 @@ class StatsTable:
                     address = dumptext.v4_address_block(keys)
                 else:
                     address = dumptext.text_address_block([self.keys.address(k) for k in keys.tolist()])
-                named = {i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
+                named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
+                         if self.names else None)
                 text = dumptext.record_chunks(
                     address, self.B[chunk], self.C[chunk], self.E[chunk],
                     np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
