@@ -1,0 +1,265 @@
+"""ncs-coalesce's command line: fetch every inventory host, merge, write the composite, report."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from agent import __version__
+from agent.statsfile import sorted_records, write_atomic
+from coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
+from coalesce.localagent import fetch_local
+from coalesce.lock import LockBusy, RunLock
+from coalesce.merge import Failure, Source, composite_header, merge_records
+from coalesce.sshfetch import FetchResult, fetch_all
+
+EXIT_OK = 0
+EXIT_HOST_FAILED = 1
+EXIT_USAGE = 2
+EXIT_LOCKED = 3
+
+REPORT_FORMATS = ("table", "text", "html", "cgi", "json")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ncs-coalesce."""
+    p = argparse.ArgumentParser(
+        prog="ncs-coalesce",
+        description="fetch ncs stats from many hosts over SSH and merge them into one composite")
+    p.add_argument("--version", action="version", version=f"ncs-coalesce {__version__}")
+    p.add_argument("-i", "--inventory", default="inventory.yaml", help="inventory file (YAML)")
+    p.add_argument("-j", "--jobs", type=int, help="hosts fetched at once (default: inventory 'jobs', 8)")
+    p.add_argument("-o", "--output", help="composite stats file (default: inventory 'cache')")
+    p.add_argument("--format", choices=REPORT_FORMATS,
+                   help="also print the report of the composite in this ncs-report format")
+    p.add_argument("--by", choices=("prefix", "domain"), default="prefix",
+                   help="report grouping (with --format)")
+    p.add_argument("--force", action="store_true", help="fetch even if the composite is fresh")
+    p.add_argument("--no-progress", action="store_true", help="no progress display on a terminal")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ncs-coalesce; returns the exit status.
+
+    0: every host merged; 1: at least one host failed (the composite holds
+    the others); 2: bad inventory or options; 3: another coalescer is running.
+    """
+    args = build_parser().parse_args(argv)
+    # paramiko logs tracebacks from its transport threads; every failure is
+    # already reported once per host, in one line, by the summary.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
+    try:
+        inv = load_inventory(args.inventory)
+    except InventoryError as err:
+        return _fail(str(err), EXIT_USAGE)
+    if args.jobs is not None:
+        if args.jobs < 1:
+            return _fail("--jobs: must be at least 1", EXIT_USAGE)
+        inv.jobs = args.jobs
+    output = args.output or inv.cache
+    if not output:
+        return _fail(f"{inv.path}: no output: give --output or set 'cache' in the inventory", EXIT_USAGE)
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir):
+        return _fail(f"{output}: directory {out_dir} does not exist", EXIT_USAGE)
+
+    if not args.force and _fresh(output, inv.refresh):
+        _note(args, f"{output}: fresh (younger than {inv.refresh:g} s), served without fetching")
+        return _report(args, output, EXIT_OK)
+
+    lock = RunLock(inv.lock or output + ".lock")
+    try:
+        lock.acquire(wait=inv.lock_wait)
+    except LockBusy as err:
+        return _fail(str(err), EXIT_LOCKED)
+    except OSError as err:
+        return _fail(f"{lock.path}: cannot create lock: {err.strerror}", EXIT_USAGE)
+    try:
+        # Another coalescer may have refreshed the composite while we waited.
+        if not args.force and _fresh(output, inv.refresh):
+            _note(args, f"{output}: refreshed by another coalescer, served without fetching")
+            return _report(args, output, EXIT_OK)
+        results = _fetch_everything(inv, _progress_wanted(args))
+        status = _write_composite(output, results)
+        _print_summary(args, results)
+    finally:
+        lock.release()
+    if status is not None:
+        return status
+    failed = any(not r.ok for r in results)
+    return _report(args, output, EXIT_HOST_FAILED if failed else EXIT_OK)
+
+
+def _fetch_everything(inv: Inventory, progress: bool) -> list[FetchResult]:
+    """Fetch the local agent and every host; returns results, the local agent first."""
+    local_result: list[FetchResult] = []
+    local_thread = None
+    if inv.local is not None:
+        local = inv.local
+        local_thread = threading.Thread(target=lambda: local_result.append(fetch_local(local)),
+                                         name="ncs-local", daemon=True)
+        local_thread.start()
+    if progress and inv.hosts:
+        results = _fetch_with_progress(inv.hosts, inv.jobs)
+    else:
+        results = fetch_all(inv.hosts, inv.jobs)
+    if local_thread is not None:
+        local_thread.join()
+    return local_result + results
+
+
+def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
+    """fetch_all with a rich progress bar and one line per finished host on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = Console(stderr=True)
+    running: set[str] = set()
+    guard = threading.Lock()
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("fetching", total=len(hosts))
+
+        def describe() -> str:
+            names = sorted(running)
+            shown = ", ".join(names[:4]) + (" ..." if len(names) > 4 else "")
+            return f"fetching {escape(shown)}" if names else "fetching"
+
+        def started(spec: HostSpec) -> None:
+            with guard:
+                running.add(spec.name)
+                bar.update(task, description=describe())
+
+        def done(result: FetchResult) -> None:
+            with guard:
+                running.discard(result.name)
+                bar.update(task, advance=1, description=describe())
+            if result.ok:
+                assert result.stats is not None
+                bar.console.print(f"[green]ok[/]     {escape(result.name)}  "
+                                  f"{len(result.stats.records)} records  {result.seconds:.2f} s")
+            else:
+                bar.console.print(f"[red]failed[/] {escape(result.name)}  {escape(result.reason or '')}")
+
+        return fetch_all(hosts, jobs, on_start=started, on_done=done)
+
+
+def _write_composite(output: str, results: list[FetchResult]) -> int | None:
+    """Merge the good results and write the composite atomically.
+
+    Returns None when written, or an exit status when nothing could be
+    written (no host delivered stats, or the file could not be written);
+    the previous composite is then left untouched.
+    """
+    sources = [Source(r.name, r.stats, r.seconds) for r in results if r.stats is not None]
+    failures = [Failure(r.name, r.reason or "failed", r.seconds) for r in results if r.stats is None]
+    if not sources:
+        print(f"ncs-coalesce: no host delivered stats; {output} left as it was", file=sys.stderr)
+        return EXIT_HOST_FAILED
+    records = merge_records(s.stats.records for s in sources)
+    header = composite_header(sources, failures, records)
+    try:
+        write_atomic(output, header, sorted_records(records))
+    except OSError as err:
+        print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
+        return EXIT_HOST_FAILED
+    return None
+
+
+def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None:
+    """Print one line per host (ok/failed, records, seconds, reason) on stderr.
+
+    Failures are always printed; successes not with --quiet.  A terminal gets
+    a rich table, anything else tab-separated lines.
+    """
+    rows = [r for r in results if not (args.quiet and r.ok)]
+    if not rows:
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(title="ncs-coalesce", title_justify="left")
+        for col, justify in (("host", "left"), ("status", "left"), ("records", "right"),
+                             ("seconds", "right"), ("reason", "left")):
+            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for r in rows:
+            # names and reasons hold brackets ("[addr]:port") that are not markup
+            table.add_row(escape(r.name), "[green]ok[/]" if r.ok else "[red]failed[/]",
+                          str(len(r.stats.records)) if r.stats else "-", f"{r.seconds:.2f}",
+                          escape(r.reason or ""))
+        Console(stderr=True, highlight=False).print(table)
+        return
+    for r in rows:
+        records = str(len(r.stats.records)) if r.stats else "-"
+        status = "ok" if r.ok else "failed"
+        line = f"{r.name}\t{status}\t{records}\t{r.seconds:.2f}"
+        print(line + (f"\t{r.reason}" if r.reason else ""), file=sys.stderr)
+
+
+def _report(args: argparse.Namespace, output: str, status: int) -> int:
+    """Print the report of the composite when --format was given; returns STATUS (or 1 on error)."""
+    if not args.format:
+        return status
+    render = _report_main()
+    if render is None:
+        return _fail("--format: ncs-report is not installed with this ncs", EXIT_USAGE)
+    sys.stdout.flush()
+    rc = render(["--format", args.format, "--by", args.by, output])
+    return status if rc == 0 else max(status, EXIT_HOST_FAILED)
+
+
+def _report_main() -> Callable[[list[str]], int] | None:
+    """Return ncs-report's main function, or None when report.cli is missing."""
+    try:
+        from report.cli import main as report_main
+    except ImportError:
+        return None
+    return report_main
+
+
+def _fresh(path: str, refresh: float) -> bool:
+    """True when PATH exists and is younger than REFRESH seconds (refresh 0: never fresh)."""
+    if refresh <= 0:
+        return False
+    try:
+        return time.time() - os.stat(path).st_mtime < refresh
+    except FileNotFoundError:
+        return False
+
+
+def _progress_wanted(args: argparse.Namespace) -> bool:
+    """True when a progress display makes sense: stderr is a terminal and not disabled."""
+    return sys.stderr.isatty() and not args.no_progress and not args.quiet
+
+
+def _note(args: argparse.Namespace, message: str) -> None:
+    if not args.quiet:
+        print(f"ncs-coalesce: {message}", file=sys.stderr)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"ncs-coalesce: {message}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

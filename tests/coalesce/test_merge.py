@@ -1,0 +1,111 @@
+"""Merging stats tables and the composite file: arithmetic, name union, header, stacking, Perl interop."""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from agent.statsfile import Record, StatsFile, sorted_records, write_atomic
+from agent.statsparse import read_stats
+from coalesce.merge import Failure, Source, composite_header, merge_records
+from tests.coalesce.fleet import as_tuples, expected_merge, make_records, stats_header
+
+START = 1_700_000_000
+
+
+def _tables(seed: int, count: int, size: int) -> list[dict[str, Record]]:
+    rng = random.Random(seed)
+    names = ["a.example.com", "b.example.net", "mail.example.org", ":ns1.example.com"]
+    return [make_records(rng, size, START + 100 * i, names) for i in range(count)]
+
+
+def test_merge_sums_and_extremes_match_the_design():
+    tables = _tables(7, 4, 60)
+    merged = merge_records(tables)
+    assert as_tuples(merged) == expected_merge(tables)
+    # the pool is small, so most addresses really were merged from several sources
+    shared = [a for a in merged if sum(a in t for t in tables) > 1]
+    assert len(shared) > 30
+
+
+def test_merge_does_not_modify_its_sources():
+    tables = _tables(8, 2, 30)
+    before = [as_tuples(t) for t in tables]
+    merge_records(tables)
+    assert [as_tuples(t) for t in tables] == before
+
+
+def test_names_are_united_as_plain_strings_in_first_seen_order():
+    # The original compared names as regular expressions: 'a.b' swallowed 'axb'
+    # and '(x' could not be compared at all.
+    one = {"192.0.2.1": Record(B=1, C=1, E=5, S=1, N=["a.b", "(x"])}
+    two = {"192.0.2.1": Record(B=2, C=3, E=4, S=0, N=["axb", "a.b", "c+"])}
+    three = {"192.0.2.1": Record(B=4, C=5, E=9, S=2, N=["(x", "A.B"])}
+    merged = merge_records([one, two, three])["192.0.2.1"]
+    assert merged.N == ["a.b", "(x", "axb", "c+", "A.B"]
+    assert (merged.B, merged.C, merged.E, merged.S) == (7, 9, 9, 0)
+
+
+def test_composite_header_keeps_sources_and_adds_totals():
+    tables = _tables(9, 2, 20)
+    sources = [Source(f"h{i}", StatsFile(stats_header(START + i, 30 + i, 500 + i, 20, f"h{i}"), t))
+               for i, t in enumerate(tables)]
+    records = merge_records(tables)
+    header = composite_header(sources, [Failure("h9", "connection refused")], records, now=START + 9999)
+    composite = StatsFile(header, records)
+    assert composite.header_number("start") == START
+    assert composite.header_number("current") == START + 9999
+    assert composite.header_number("hits") == 61
+    assert composite.header_number("bytes") == 1001
+    assert composite.header_number("users") == len(records)
+    assert composite.header_value("composite") == "2 sources ok, 1 failed"
+    assert "source:\th9\tfailed\tconnection refused" in header
+    assert "[h1] bpf:\t\thost h1" in header
+
+
+def test_composite_header_escapes_hostile_source_lines():
+    bad = StatsFile(["start:\t1,\tx", "bpf:\thost x\x1b[31m\rfake: 1"], {})
+    header = composite_header([Source("evil", bad)], [Failure("h\nx", "a\nb")], {}, now=5)
+    assert all("\n" not in line and "\r" not in line and "\x1b" not in line for line in header)
+
+
+def _write_composite(path: Path, sources: list[Source]) -> Path:
+    records = merge_records(s.stats.records for s in sources)
+    write_atomic(str(path), composite_header(sources, [], records), sorted_records(records))
+    return path
+
+
+def test_composite_is_a_stats_file_and_composites_stack(tmp_path: Path):
+    tables = _tables(10, 4, 50)
+    sources = [Source(f"h{i}", StatsFile(stats_header(START, 1, 1, 50, f"h{i}"), t))
+               for i, t in enumerate(tables)]
+    left = read_stats(str(_write_composite(tmp_path / "left", sources[:2])))
+    right = read_stats(str(_write_composite(tmp_path / "right", sources[2:])))
+    top = read_stats(str(_write_composite(tmp_path / "top", [Source("left", left),
+                                                                Source("right", right)])))
+    assert as_tuples(top.records) == expected_merge(tables)
+    assert list(top.records) == sorted(top.records, key=lambda a: tuple(map(int, a.split("."))))
+    assert top.header_value("composite") == "2 sources ok, 0 failed"
+    assert any(line.startswith("[left] [h1] bpf:") for line in top.header)
+
+
+@pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")
+def test_perl_do_reads_the_composite(tmp_path: Path):
+    tables = _tables(11, 2, 10)
+    sources = [Source(f"h{i}", StatsFile(stats_header(START, 1, 1, 10, "x"), t))
+               for i, t in enumerate(tables)]
+    path = _write_composite(tmp_path / "composite", sources)
+    expected = expected_merge(tables)
+    script = ('my $h = do $ARGV[0]; die "do: $@ $!" unless ref $h; '
+              'for (sort keys %$h) { my $r = $h->{$_}; '
+              'print join("|", $_, @$r{qw(B C E S R W T)}, @{$r->{N}}), "\\n" }')
+    out = subprocess.run(["perl", "-e", script, str(path)], capture_output=True, text=True, check=True)
+    got = {}
+    for line in out.stdout.splitlines():
+        addr, *fields = line.split("|")
+        got[addr] = (*map(int, fields[:7]), tuple(fields[7:]))
+    assert got == expected
