@@ -49,12 +49,15 @@ def _digits(values: np.ndarray, width: int = 0) -> np.ndarray:
     return out
 
 
+# "0".."255" right-aligned in three bytes, leading positions holed
+_OCTETS = np.array([list(str(i).rjust(3, "\0").encode()) for i in range(256)], np.uint8)
+
+
 def _octets(keys: np.ndarray) -> np.ndarray:
     """Dotted-quad text of IPv4 keys, as a holed (n, 15) array."""
     parts = []
     for shift in (24, 16, 8, 0):
-        octet = ((keys >> np.uint64(shift)) & np.uint64(255)).astype(np.int64)
-        parts.append(_digits(octet, 4)[:, 1:])  # at most three digits
+        parts.append(_OCTETS[(keys >> np.uint64(shift)) & np.uint64(255)])
         if shift:
             parts.append(_const(".", len(keys)))
     return np.concatenate(parts, axis=1)
@@ -68,6 +71,10 @@ def _texts(addresses: list[str]) -> np.ndarray:
 
 def _rounded(values: np.ndarray) -> np.ndarray | None:
     """VALUES rounded like C's %.0f (half to even), as int64; None if not all in [0, 2**62)."""
+    if values.dtype.kind in "iu":
+        if len(values) and values.min() < 0:
+            return None
+        return values.astype(np.int64, copy=False)
     r = np.rint(values.astype(np.float64))
     if len(r) and not (np.isfinite(r).all() and r.min() >= 0 and r.max() < 2.0**62):
         return None
