@@ -53,6 +53,14 @@ def _digits(values: np.ndarray, width: int = 0) -> np.ndarray:
 _OCTETS = np.array([list(str(i).rjust(3, "\0").encode()) for i in range(256)], np.uint8)
 
 
+def _number_block(values: np.ndarray) -> np.ndarray:
+    """Digits of VALUES; a column that holds one value throughout (S always, T and R/W
+    often) is formatted once and broadcast."""
+    if len(values) and values[0] == values.min() == values.max():
+        return _const(str(int(values[0])), len(values))
+    return _digits(values)
+
+
 def _octets(keys: np.ndarray) -> np.ndarray:
     """Dotted-quad text of IPv4 keys, as a holed (n, 15) array."""
     parts = []
@@ -92,7 +100,7 @@ def record_chunks(address: np.ndarray, B, C, E, S, R, W, T,
     numbers = [_rounded(x) for x in (B, C, E, R, S, T, W)]
     if any(x is None for x in numbers):
         return None
-    b, c, e, r, s, t, w = (_digits(x) for x in numbers)
+    b, c, e, r, s, t, w = (_number_block(x) for x in numbers)
     alen = np.count_nonzero(address, axis=1)
     sep = np.where(alen <= 13, ord("\t"), ord(" ")).astype(np.uint8)[:, None]
     head = [_const("\t'", n), address, _const("'", n), sep, _const("=> {\n\t\tB\t=> ", n), b,

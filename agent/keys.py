@@ -29,79 +29,96 @@ def _digest(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
 class RemoteKeys:
     """Maps remote addresses to uint64 keys and back.
 
-    The dicts are the truth for IPv6; a numpy hash keyed by a digest of the
-    address lets a batch find the surrogates of known addresses without a
-    Python loop, every hit being checked against the stored halves.
+    IPv6 surrogates index the arrays `_hi`/`_lo` (the address halves).  A
+    numpy hash from a digest of the address to its slot finds the surrogates
+    of a whole batch at once; every hit is checked against the stored halves.
+    The rare address whose digest is taken by another one lives in
+    `_overflow`, so a digest collision never merges two addresses.
     """
 
     def __init__(self) -> None:
         from agent.table import KeyIndex  # the same vectorised hash the table uses
 
-        self._v6_key: dict[int, int] = {}
-        self._key_v6: dict[int, int] = {}
-        self._next = V6_BASE
-        self._free: list[int] = []
         self._digests = KeyIndex()
+        self._overflow: dict[int, int] = {}  # address value -> slot, for digest collisions
         self._hi = np.zeros(1024, np.uint64)
         self._lo = np.zeros(1024, np.uint64)
+        self._used = np.zeros(1024, bool)
+        self._next = 0  # slots [0, _next) have been handed out
+        self._free: list[int] = []
 
-    def _v6(self, value: int) -> int:
-        key = self._v6_key.get(value)
-        if key is None:
-            if self._free:
-                key = self._free.pop()
-            else:
-                key = self._next
-                self._next += 1
-            self._v6_key[value] = key
-            self._key_v6[key] = value
-            at = key - V6_BASE
-            if at >= len(self._hi):
-                self._hi = np.concatenate([self._hi, np.zeros(len(self._hi), np.uint64)])
-                self._lo = np.concatenate([self._lo, np.zeros(len(self._lo), np.uint64)])
-            self._hi[at], self._lo[at] = value >> 64, value & _LOW64
-        return key
+    def _allocate(self, n: int) -> np.ndarray:
+        reuse = min(n, len(self._free))
+        slots = [self._free.pop() for _ in range(reuse)]
+        fresh = n - reuse
+        if self._next + fresh > len(self._hi):
+            size = max(2 * len(self._hi), self._next + fresh)
+            self._hi = np.concatenate([self._hi, np.zeros(size - len(self._hi), np.uint64)])
+            self._lo = np.concatenate([self._lo, np.zeros(size - len(self._lo), np.uint64)])
+            self._used = np.concatenate([self._used, np.zeros(size - len(self._used), bool)])
+        slots.extend(range(self._next, self._next + fresh))
+        self._next += fresh
+        return np.array(slots, np.int64)
+
+    def _find(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Slots of known addresses, -1 for unknown ones."""
+        at = self._digests.lookup(_digest(hi, lo))
+        hit = at >= 0
+        hit[hit] = (self._hi[at[hit]] == hi[hit]) & (self._lo[at[hit]] == lo[hit])
+        at[~hit] = -1
+        if self._overflow and not hit.all():
+            for i in np.flatnonzero(~hit).tolist():
+                at[i] = self._overflow.get((int(hi[i]) << 64) | int(lo[i]), -1)
+        return at
 
     def v6_keys(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Return the keys of the IPv6 addresses given as high and low 64-bit halves."""
+        at = self._find(hi, lo)
+        miss = at < 0
+        if miss.any():
+            pairs = np.ascontiguousarray(np.stack([hi[miss], lo[miss]], axis=1))
+            uniq, inverse = np.unique(pairs.view(np.dtype((np.void, 16))).ravel(),
+                                      return_inverse=True)
+            halves = uniq.view(np.uint64).reshape(-1, 2)
+            at[miss] = self._add(halves[:, 0], halves[:, 1])[inverse.ravel()]
+        return at.astype(np.uint64) + np.uint64(V6_BASE)
+
+    def _add(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Give new, distinct addresses slots; return the slots."""
+        slots = self._allocate(len(hi))
+        self._hi[slots], self._lo[slots], self._used[slots] = hi, lo, True
         digest = _digest(hi, lo)
-        at = self._digests.lookup(digest)
-        known = at >= 0
-        known[known] = (self._hi[at[known]] == hi[known]) & (self._lo[at[known]] == lo[known])
-        keys = np.empty(len(hi), np.uint64)
-        keys[known] = at[known].astype(np.uint64) + np.uint64(V6_BASE)
-        if not known.all():
-            miss = np.nonzero(~known)[0]
-            fresh: dict[int, int] = {}
-            for i, h, low, d in zip(miss.tolist(), hi[miss].tolist(), lo[miss].tolist(),
-                                    digest[miss].tolist()):
-                key = self._v6((h << 64) | low)
-                keys[i] = key
-                fresh.setdefault(d, key - V6_BASE)
-            if fresh:
-                ds = np.fromiter(fresh, np.uint64, len(fresh))
-                offs = np.fromiter(fresh.values(), np.int64, len(fresh))
-                absent = self._digests.lookup(ds) < 0  # a digest collision keeps the dict path
-                self._digests.insert(ds[absent], offs[absent])
-        return keys
+        first = np.zeros(len(hi), bool)
+        first[np.unique(digest, return_index=True)[1]] = True
+        indexed = first & (self._digests.lookup(digest) < 0)
+        self._digests.insert(digest[indexed], slots[indexed])
+        for j in np.flatnonzero(~indexed).tolist():
+            self._overflow[(int(hi[j]) << 64) | int(lo[j])] = int(slots[j])
+        return slots
+
+    def _halves(self, value: int) -> tuple[np.ndarray, np.ndarray]:
+        return (np.array([value >> 64], np.uint64), np.array([value & _LOW64], np.uint64))
 
     def key_of_packed(self, packed: bytes) -> int:
         """Return the key of a 4- or 16-byte packed address."""
         value = int.from_bytes(packed, "big")
-        return value if len(packed) == 4 else self._v6(value)
+        return value if len(packed) == 4 else int(self.v6_keys(*self._halves(value))[0])
 
     def key_of_text(self, address: str) -> int | None:
         """Return the key of ADDRESS if it has one (IPv6 only once seen), else None."""
         ip = ipaddress.ip_address(address)
         if ip.version == 4:
             return int(ip)
-        return self._v6_key.get(int(ip))
+        at = int(self._find(*self._halves(int(ip)))[0])
+        return None if at < 0 else V6_BASE + at
 
     def address(self, key: int) -> str:
         """Return the address text of KEY."""
         if key < V6_BASE:
             return f"{key >> 24}.{(key >> 16) & 255}.{(key >> 8) & 255}.{key & 255}"
-        return socket.inet_ntop(socket.AF_INET6, self._key_v6[key].to_bytes(16, "big"))
+        at = key - V6_BASE
+        value = (int(self._hi[at]) << 64) | int(self._lo[at])
+        return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
     def v6_order(self, keys: np.ndarray) -> np.ndarray:
         """Return the permutation that sorts IPv6 KEYS by address."""
@@ -110,18 +127,18 @@ class RemoteKeys:
 
     def release(self, keys: np.ndarray) -> None:
         """Forget the IPv6 surrogates among KEYS (their records are gone)."""
-        gone = []
-        for key in keys[keys >= V6_BASE].tolist():
-            value = self._key_v6.pop(key, None)
-            if value is not None:
-                del self._v6_key[value]
-                self._free.append(key)
-                gone.append(key - V6_BASE)
-        if gone:
-            at = np.array(gone, np.int64)
-            digest = _digest(self._hi[at], self._lo[at])
-            mine = self._digests.lookup(digest) == at  # the digest may belong to another address
-            self._digests.remove(digest[mine])
+        at = (keys[keys >= V6_BASE] - np.uint64(V6_BASE)).astype(np.int64)
+        at = np.unique(at[self._used[at]])
+        if len(at) == 0:
+            return
+        digest = _digest(self._hi[at], self._lo[at])
+        mine = self._digests.lookup(digest) == at  # the digest may index another address
+        self._digests.remove(digest[mine])
+        if self._overflow:
+            gone = set(at.tolist())
+            self._overflow = {v: s for v, s in self._overflow.items() if s not in gone}
+        self._used[at] = False
+        self._free.extend(at.tolist())
 
     def __len__(self) -> int:
-        return len(self._v6_key)
+        return int(np.count_nonzero(self._used[: self._next]))

@@ -213,3 +213,28 @@ def test_vectorised_dump_equals_per_record_format(rows):
             t.names[row] = names
     want = "".join(format_record(a, r) for a, r in t.records()).encode()
     assert b"".join(t.record_blocks()) == want
+
+
+def test_ipv6_keys_survive_digest_collisions_and_release():
+    """Two addresses whose digests collide keep their own keys; released keys are reused."""
+    import agent.keys as K
+
+    keys = RemoteKeys()
+    real = K._digest
+    try:
+        K._digest = lambda hi, lo: (hi ^ lo) & np.uint64(7)  # force collisions
+        hi = np.array([1, 2, 3, 1, 9], np.uint64)
+        lo = np.array([6, 5, 4, 6, 14], np.uint64)  # (1,6) twice; all share digest 7
+        got = keys.v6_keys(hi, lo)
+        assert got[0] == got[3] and len(set(got.tolist())) == 4
+        again = keys.v6_keys(hi[::-1].copy(), lo[::-1].copy())
+        assert again.tolist() == got[::-1].tolist()
+        texts = [keys.address(int(k)) for k in got]
+        assert [keys.key_of_text(t) for t in texts] == got.tolist()
+        keys.release(got[:2])
+        assert len(keys) == 2
+        assert keys.key_of_text(texts[0]) is None and keys.key_of_text(texts[2]) == got[2]
+        fresh = keys.v6_keys(np.array([77], np.uint64), np.array([78], np.uint64))
+        assert int(fresh[0]) in got[:2].tolist()  # a released key is handed out again
+    finally:
+        K._digest = real
