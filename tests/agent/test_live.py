@@ -121,5 +121,8 @@ def test_live_capture_counts_exactly(netlab, tmp_path, give_device):
     assert agent.wait(timeout=15) == 0, agent.stderr.read()
     final = read_stats(str(stats))
     assert final.records[B4].C == r.C
+    # libpcap's counters reach the header: everything received, nothing dropped
+    assert final.header_number("drops") == 0
+    assert final.header_number("received") >= r.C
     assert not Path(str(stats) + ".tmp").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
