@@ -116,7 +116,7 @@ class Agent:
 
     def header(self, current: int) -> list[str]:
         table = self.table
-        drops = self.capture.sample_drops()
+        drops = self.capture.drops
         counters = self.decoder.counters
         extra = [
             ("monitored", " ".join(self.monitored)),
@@ -145,8 +145,15 @@ class Agent:
         )
         return header_lines(h)
 
-    def write(self, current: int) -> None:
-        """Write the stats file now (stdout for '-', stderr with -d, else atomically)."""
+    def write(self, current: int, sample: bool = True) -> None:
+        """Write the stats file now (stdout for '-', stderr with -d, else atomically).
+
+        SAMPLE refreshes libpcap's counters first; a forked writer must not,
+        because reading them resets the kernel's copy and only the child
+        would have seen the difference.
+        """
+        if sample:
+            self.capture.sample_drops()
         blocks = self.table.record_blocks() if self.table else iter(())
         chunks = file_chunks(self.header(current), blocks)
         if self.to_stderr or self.cfg.stats_path == "-":
@@ -162,11 +169,12 @@ class Agent:
         """Write the stats file from a forked copy, so capture goes on meanwhile."""
         if self.dump_child:
             return
+        self.capture.sample_drops()
         pid = os.fork()
         if pid == 0:
             status = 0
             try:
-                self.write(current)
+                self.write(current, sample=False)
             except OSError as err:
                 print(f"ncs-agent: cannot write {self.cfg.stats_path}: {err}", file=sys.stderr)
                 status = 1
