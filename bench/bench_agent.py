@@ -287,20 +287,22 @@ def run_live(args: argparse.Namespace) -> int:
     if agent is None:
         print("bench_agent --live: ncs-agent not found", file=sys.stderr)
         return 2
-    cap = standard_captures(args.scale)[0]
-    pcap = ensure_capture(cap, args.data_dir)
-    # lab-style names, so a run killed half-way is swept by the next NetLab
-    sender, sniffer = (NetnsHost(netns=f"{NS_PREFIX}{os.getpid()}-{next_id()}", ifname="eth0",
-                                 ipv4="", ipv6="") for _ in range(2))
-    with tempfile.TemporaryDirectory(prefix="ncs-live-") as tmp:
-        stats = Path(tmp) / "live.stats"
-        try:
-            make_veth_pair(sender, sniffer)
-            return live_replay(sender, sniffer, agent, pcap, stats, Path(tmp))
-        finally:
-            for host in (sender, sniffer):
-                host.stop_processes()
-                remove_netns(host.netns)
+    status = 0
+    for cap in standard_captures(args.scale):
+        pcap = ensure_capture(cap, args.data_dir)
+        # lab-style names, so a run killed half-way is swept by the next NetLab
+        sender, sniffer = (NetnsHost(netns=f"{NS_PREFIX}{os.getpid()}-{next_id()}", ifname="eth0",
+                                     ipv4="", ipv6="") for _ in range(2))
+        with tempfile.TemporaryDirectory(prefix="ncs-live-") as tmp:
+            stats = Path(tmp) / "live.stats"
+            try:
+                make_veth_pair(sender, sniffer)
+                status = max(status, live_replay(sender, sniffer, agent, pcap, stats, Path(tmp)))
+            finally:
+                for host in (sender, sniffer):
+                    host.stop_processes()
+                    remove_netns(host.netns)
+    return status
 
 
 def make_veth_pair(sender, sniffer) -> None:
