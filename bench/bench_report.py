@@ -4,8 +4,10 @@
 
 Writes bench/data/report-<N>.stats once (synthetic: addresses spread over
 /24s and /64s, two thirds with names under a few thousand domains), then
-prints the read rate, the grouping times, and for every format the wall
-time and peak RSS of a separate `ncs-report` process (os.wait4's rusage).
+prints, for every grouping and format, the wall time, CPU time (user +
+system) and peak RSS of a separate `ncs-report` process (os.wait4's
+rusage), then the read rate and grouping times in this process (wall and
+CPU: the machine may be shared, CPU time is the steadier figure).
 """
 
 from __future__ import annotations
@@ -60,15 +62,15 @@ def _record(rng: random.Random, i: int) -> Record:
 
 
 def timed(label: str, func):
-    """Run FUNC, print its wall time; return its result."""
-    t0 = time.perf_counter()
+    """Run FUNC, print its wall and CPU time; return its result."""
+    t0, c0 = time.perf_counter(), time.process_time()
     result = func()
-    print(f"{label:<34} {time.perf_counter() - t0:7.2f} s")
+    print(f"{label:<34} {time.perf_counter() - t0:7.2f} s wall {time.process_time() - c0:7.2f} s CPU")
     return result
 
 
-def run_format(path: Path, fmt: str, by: str) -> tuple[float, float, int]:
-    """Run ncs-report in a child; return (seconds, peak RSS MiB, output bytes)."""
+def run_format(path: Path, fmt: str, by: str) -> tuple[float, float, float, int]:
+    """Run ncs-report in a child; return (wall s, CPU s, peak RSS MiB, output bytes)."""
     cmd = [str(Path(sys.executable).parent / "ncs-report"), "--format", fmt, "--by", by, str(path)]
     out_path = path.with_suffix(f".{by}.{fmt}.out")
     with open(out_path, "wb") as out:
@@ -82,7 +84,7 @@ def run_format(path: Path, fmt: str, by: str) -> tuple[float, float, int]:
         raise SystemExit(f"ncs-report --format {fmt} failed: {err.strip()}")
     size = out_path.stat().st_size
     out_path.unlink()
-    return elapsed, usage.ru_maxrss / 1024, size
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, size
 
 
 def main() -> int:
@@ -101,19 +103,21 @@ def main() -> int:
     # The child processes run before this process loads the file: Linux keeps
     # the parent's peak RSS in a forked child's ru_maxrss, even across exec.
     print()
-    print(f"{'ncs-report process':<22} {'seconds':>8} {'peak RSS MiB':>13} {'output MiB':>11}")
+    print(f"{'ncs-report process':<32} {'wall s':>7} {'CPU s':>7} {'peak RSS MiB':>13} {'output MiB':>11}")
     for by in ("prefix", "domain"):
         for fmt in ("table", "text", "html", "json"):
-            secs, rss, size = run_format(path, fmt, by)
-            print(f"{'--by ' + by + ' --format ' + fmt:<32} {secs:7.2f} {rss:13.0f} {size / 2**20:11.1f}")
+            secs, cpu, rss, size = run_format(path, fmt, by)
+            print(f"{'--by ' + by + ' --format ' + fmt:<32} {secs:7.2f} {cpu:7.2f} {rss:13.0f}"
+                  f" {size / 2**20:11.1f}")
     print()
 
     gc.disable()  # as ncs-report itself does (report/cli.py)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     stats = read_stats(str(path))
-    read_s = time.perf_counter() - t0
+    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
     n = len(stats.records)
-    print(f"{'read (agent.statsparse)':<34} {read_s:7.2f} s  {n / read_s:10.0f} records/s")
+    print(f"{'read (agent.statsparse)':<34} {read_s:7.2f} s wall {read_cpu:7.2f} s CPU"
+          f"  {n / read_s:8.0f} records/s wall, {n / read_cpu:8.0f} records/s CPU")
     for by in ("prefix", "domain"):
         rep = timed(f"group by {by}", lambda by=by: make_report(stats, by=by))
         print(f"{'':<34} {len(rep.groups)} groups")

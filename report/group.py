@@ -5,29 +5,51 @@ addresses in ascending order, the sums of their R and W and their latest E.
 Groups are ordered by bytes per second, `int(W/3600)`, descending; ties go to
 the group whose first address is lower.  Every record lands in exactly one
 group, so the groups always add up to the totals.
+
+The work is done on numpy columns (see `report.addresses`): the records are
+put in address order once, each record gets a group number, one stable sort
+makes every group a contiguous slice of rows, and the sums are reductions
+over those slices.  A group is a view of its slice; nothing is built per
+address unless a renderer asks for it.
 """
 
 from __future__ import annotations
 
-import re
-import socket
-from collections.abc import Iterable
+import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from operator import attrgetter
+from typing import overload
+
+import numpy as np
 
 from agent.statsfile import Record, StatsFile
+from report.addresses import AddressTable, address_key, network_label, split_key
+from report.domains import DomainFinder, registrable_domain
+
+__all__ = [
+    "DEFAULT_V4_PREFIX",
+    "DEFAULT_V6_PREFIX",
+    "Group",
+    "GroupingError",
+    "Member",
+    "Report",
+    "Totals",
+    "address_key",
+    "check_prefixes",
+    "make_report",
+    "network_label",
+    "registrable_domain",
+    "split_key",
+]
 
 #: Default prefix lengths of a group (DESIGN section 7).
 DEFAULT_V4_PREFIX = 24
 DEFAULT_V6_PREFIX = 64
 
-# Reverse-mapping names say nothing about who owns an address; an address
-# that only has one of these is grouped as if it had no name.
-_REVERSE_SUFFIXES = (".in-addr.arpa", ".ip6.arpa")
-
-# What a host name may hold; a "name" with anything else (it came from the
-# network) is not trusted to say which domain an address belongs to.
-_HOSTNAME = re.compile(r"[a-z0-9_](?:[a-z0-9_.-]*[a-z0-9_])?")
+# Below this magnitude every sum of integral float64 values is exact, so any
+# summation order (numpy's reduceat adds pairwise) gives the sequential result.
+_EXACT_SUM_LIMIT = float(2**52)
 
 
 @dataclass(slots=True)
@@ -39,31 +61,97 @@ class Member:
     record: Record
 
 
-@dataclass(slots=True)
+class MemberView(Sequence[Member]):
+    """The members of one group, made on demand from rows START..STOP of a table."""
+
+    __slots__ = ("_start", "_stop", "_table")
+
+    def __init__(self, table: AddressTable, start: int, stop: int) -> None:
+        self._table, self._start, self._stop = table, start, stop
+
+    def __len__(self) -> int:
+        return self._stop - self._start
+
+    def _member(self, row: int) -> Member:
+        return Member(self._table.addresses[row], self._table.key(row), self._table.records[row])
+
+    @overload
+    def __getitem__(self, index: int) -> Member: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Member]: ...
+    def __getitem__(self, index: int | slice) -> Member | list[Member]:
+        rows = range(self._start, self._stop)[index]
+        if isinstance(rows, range):
+            return [self._member(row) for row in rows]
+        return self._member(rows)
+
+    def __iter__(self) -> Iterator[Member]:
+        return (self._member(row) for row in range(self._start, self._stop))
+
+
+@dataclass(slots=True, eq=False)
 class Group:
     """A report group: its label, its members (ascending) and their sums.
 
     `label` is the network ("198.51.100.0/24") or the registrable domain
-    ("example.co.uk").  `kind` is "prefix" or "domain".  R and W are the sums
-    of the members' R and W, E the latest of their E.
+    ("example.co.uk"); `domain` is None for a network.  R and W are the sums
+    of the members' R and W, E the latest of their E.  The members are rows
+    `start` to `stop` of `table`, shared by all groups of a report.
     """
 
-    label: str
-    kind: str
-    members: list[Member] = field(default_factory=list)
+    domain: str | None
+    table: AddressTable = field(repr=False)
+    start: int
+    stop: int
     R: float = 0.0
     W: float = 0.0
     E: int = 0
+    #: prefix lengths of a network label (IPv4, IPv6)
+    prefixes: tuple[int, int] = (DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX)
+    _label: str | None = field(default=None, repr=False)
+
+    @property
+    def label(self) -> str:
+        """Return the domain, or the network of the first address ("198.51.100.0/24")."""
+        if self._label is None:
+            # Made on first use: the classic text report never shows it.
+            self._label = self.domain or network_label(self.first_key, *self.prefixes)
+        return self._label
+
+    @property
+    def kind(self) -> str:
+        """Return "domain" or "prefix"."""
+        return "prefix" if self.domain is None else "domain"
+
+    @property
+    def count(self) -> int:
+        """Return the number of addresses in the group."""
+        return self.stop - self.start
+
+    @property
+    def members(self) -> MemberView:
+        """Return the members (address, key, record), ascending, made on demand."""
+        return MemberView(self.table, self.start, self.stop)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Return the address texts, ascending."""
+        return self.table.addresses[self.start:self.stop]
+
+    @property
+    def records(self) -> list[Record]:
+        """Return the records, in the order of `addresses`."""
+        return self.table.records[self.start:self.stop]
 
     @property
     def first_key(self) -> int:
         """Return the sort key of the group's lowest address."""
-        return self.members[0].key
+        return self.table.key(self.start)
 
     @property
-    def bytes_per_second(self) -> int:
-        """Return `int(W/3600)`, the figure groups are ordered by."""
-        return int(self.W / 3600)
+    def bytes_per_second(self) -> int | float:
+        """Return `int(W/3600)`, the figure groups are ordered by (W itself if not finite)."""
+        return _rate(self.W)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,31 +182,6 @@ class GroupingError(ValueError):
     """Raised for an impossible grouping request (a prefix length out of range)."""
 
 
-# IPv6 keys are offset past every IPv4 key, so one integer orders both
-# families (IPv4 first) and compares faster than a tuple.
-_V6_OFFSET = 1 << 32
-
-
-def address_key(address: str) -> int:
-    """Return the ascending sort key of address text: IPv4 numerically, then IPv6.
-
-    IPv4 keys are the address value, IPv6 keys 2**32 plus the value.  Faster
-    than `ipaddress` for a million records.  Raises ValueError for text that
-    is not an IPv4 or IPv6 address.
-    """
-    try:
-        if ":" in address:
-            return _V6_OFFSET + int.from_bytes(socket.inet_pton(socket.AF_INET6, address), "big")
-        return int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big")
-    except OSError:
-        raise ValueError(f"not an IP address: {address!r}") from None
-
-
-def split_key(key: int) -> tuple[int, int]:
-    """Return (IP version, integer address value) of an `address_key`."""
-    return (6, key - _V6_OFFSET) if key >= _V6_OFFSET else (4, key)
-
-
 def check_prefixes(v4_prefix: int, v6_prefix: int) -> None:
     """Raise GroupingError unless 0 <= v4_prefix <= 32 and 0 <= v6_prefix <= 128."""
     if not 0 <= v4_prefix <= 32:
@@ -127,113 +190,144 @@ def check_prefixes(v4_prefix: int, v6_prefix: int) -> None:
         raise GroupingError(f"IPv6 prefix length {v6_prefix} is not between 0 and 128")
 
 
-def network_label(key: int, v4_prefix: int, v6_prefix: int) -> str:
-    """Return the network text ("198.51.100.0/24", "2001:db8::/64") containing address KEY."""
-    version, value = split_key(key)
-    width, prefix = (32, v4_prefix) if version == 4 else (128, v6_prefix)
-    shift = width - prefix
-    network = (value >> shift) << shift
-    # inet_ntop is the C formatter; ipaddress's str() costs tens of
-    # microseconds per IPv6 network, which adds up over 100k groups.
-    if version == 4:
-        return f"{socket.inet_ntop(socket.AF_INET, network.to_bytes(4, 'big'))}/{prefix}"
-    return f"{socket.inet_ntop(socket.AF_INET6, network.to_bytes(16, 'big'))}/{prefix}"
+def _rate(w: float) -> int | float:
+    """Return int(W/3600); a non-finite W sorts as itself (NaN as 0) instead of raising."""
+    if math.isfinite(w):
+        return int(w / 3600)
+    return 0 if math.isnan(w) else w
 
 
-@lru_cache(maxsize=1)
-def _suffix_list():  # -> publicsuffixlist.PublicSuffixList
-    # Imported and parsed once, only when grouping by domain: the bundled list
-    # works offline and loading it takes a noticeable fraction of a second.
-    from publicsuffixlist import PublicSuffixList
+@dataclass(slots=True)
+class _Slices:
+    """Groups as slices of a table: rows starts[i]..stops[i]; label codes; first rows."""
 
-    return PublicSuffixList()
-
-
-def registrable_domain(name: str) -> str | None:
-    """Return the registrable domain of NAME by the Public Suffix List, lower-cased.
-
-    A name starting with ':' (an NXDOMAIN answer's SOA host) is judged by the
-    SOA host.  Reverse-mapping names (in-addr.arpa, ip6.arpa) and empty names
-    return None (the caller groups such addresses by prefix).  A name that is
-    itself a public suffix or has a single label is its own domain.  A name
-    that is not a host name (characters other than letters, digits, '-', '_'
-    and '.') returns None as well.
-    """
-    host = name[1:] if name.startswith(":") else name
-    host = host.rstrip(".").lower()
-    if not _HOSTNAME.fullmatch(host) or host.endswith(_REVERSE_SUFFIXES):
-        return None
-    if host in ("in-addr.arpa", "ip6.arpa"):
-        return None
-    domain = _suffix_list().privatesuffix(host)
-    return domain if domain else host
+    table: AddressTable
+    starts: np.ndarray
+    stops: np.ndarray
+    #: per group, the group's row in the address-ordered table (orders ties)
+    first_rows: np.ndarray
+    #: per group, the domain label, or None for a prefix group
+    domains: list[str | None]
 
 
-def _prefix_group_key(key: int, v4_prefix: int, v6_prefix: int) -> tuple[int, int]:
-    if key >= _V6_OFFSET:
-        return (6, (key - _V6_OFFSET) >> (128 - v6_prefix))
-    return (4, key >> (32 - v4_prefix))
+def _prefix_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
+    """Return the prefix groups of an ascending TABLE whose prefix numbers are RUNS."""
+    starts = _run_starts(runs)
+    return _Slices(table, starts, _run_stops(starts, len(table)), starts, [None] * len(starts))
 
 
-def _member_key(m: Member) -> int:
-    return m.key
+def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
+    """Return the domain groups of an ascending TABLE (unnamed rows by prefix number RUNS)."""
+    firsts = [r.N[0] if r.N else "" for r in table.records]
+    # Several addresses often share a name; each distinct name is judged once.
+    names = list(dict.fromkeys(firsts))
+    domain_names: list[str] = []
+    domain_code: dict[str, int] = {}
+    name_code: dict[str, int] = {}
+    for name, domain in zip(names, DomainFinder().domains(names), strict=True):
+        if domain is None:
+            name_code[name] = -1
+            continue
+        code = domain_code.get(domain)
+        if code is None:
+            code = domain_code[domain] = len(domain_names)
+            domain_names.append(domain)
+        name_code[name] = code
+    codes = np.fromiter(map(name_code.__getitem__, firsts), dtype=np.int64, count=len(firsts))
+    codes = np.where(codes < 0, runs + len(domain_names), codes)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = _run_starts(sorted_codes)
+    first_codes = sorted_codes[starts].tolist()
+    domains = [domain_names[c] if c < len(domain_names) else None for c in first_codes]
+    return _Slices(table.take(order), starts, _run_stops(starts, len(table)), order[starts], domains)
 
 
-def sorted_members(records: dict[str, Record]) -> list[Member]:
-    """Return every record as a Member, in ascending address order.
-
-    Raises ValueError naming the first key that is not an IP address.
-    """
-    members = [Member(address, address_key(address), rec) for address, rec in records.items()]
-    # Stats files are written in address order, so this is usually one linear pass.
-    members.sort(key=_member_key)
-    return members
+def _run_starts(values: np.ndarray) -> np.ndarray:
+    """Return the positions where a run of equal VALUES begins."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate(([True], values[1:] != values[:-1])))
 
 
-def build_groups(
-    members: Iterable[Member], by: str, v4_prefix: int, v6_prefix: int
-) -> list[Group]:
-    """Return the groups of MEMBERS (ascending) for grouping BY ("prefix" or "domain").
-
-    Each group's members keep the ascending order; the groups are not yet ordered.
-    """
-    groups: dict[object, Group] = {}
-    domains: dict[str, str | None] = {}
-    for m in members:
-        gkey: object = None
-        kind = "prefix"
-        if by == "domain" and m.record.N:
-            first = m.record.N[0]
-            domain = domains.get(first, "")
-            if domain == "":
-                domain = domains[first] = registrable_domain(first)
-            if domain is not None:
-                gkey, kind = domain, "domain"
-        if gkey is None:
-            gkey = _prefix_group_key(m.key, v4_prefix, v6_prefix)
-        group = groups.get(gkey)
-        if group is None:
-            label = gkey if kind == "domain" else network_label(m.key, v4_prefix, v6_prefix)
-            group = groups[gkey] = Group(label=str(label), kind=kind)
-        group.members.append(m)
-        rec = m.record
-        group.R += rec.R
-        group.W += rec.W
-        if rec.E > group.E:
-            group.E = rec.E
-    return list(groups.values())
+def _run_stops(starts: np.ndarray, n: int) -> np.ndarray:
+    """Return where each run ends, given where they begin and the number of rows N."""
+    return np.append(starts[1:], n).astype(np.int64)
 
 
-def order_groups(groups: list[Group]) -> list[Group]:
-    """Return GROUPS by `int(W/3600)` descending, ties by their first address ascending."""
-    return sorted(groups, key=lambda g: (-g.bytes_per_second, g.first_key))
+def _float_column(records: list[Record], name: str) -> np.ndarray:
+    """Return the NAME values of RECORDS as float64 (an int beyond float range as +-inf)."""
+    try:
+        return np.fromiter(map(attrgetter(name), records), dtype=np.float64, count=len(records))
+    except OverflowError:
+        return np.array([_to_float(v) for v in map(attrgetter(name), records)], dtype=np.float64)
+
+
+def _to_float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def _group_sums(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> list[float]:
+    """Return the sum of VALUES over each slice, exactly as adding them one by one from 0.0."""
+    if len(starts) == 0:
+        return []
+    if (
+        np.isfinite(values).all()
+        and (values == np.trunc(values)).all()
+        and float(np.abs(values).sum()) < _EXACT_SUM_LIMIT
+    ):
+        # + 0.0: a slice of one -0.0 sums to 0.0 when added to 0.0 one by one.
+        return (np.add.reduceat(values, starts) + 0.0).tolist()
+    # Fractions or huge values: the order of additions shows in the last bits.
+    flat = values.tolist()
+    sums = []
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        total = 0.0
+        for v in flat[start:stop]:
+            total += v
+        sums.append(total)
+    return sums
+
+
+def _group_latest(records: list[Record], starts: np.ndarray, stops: np.ndarray) -> list[int]:
+    """Return the latest E of each slice (0 if none is later than 0)."""
+    if len(starts) == 0:
+        return []
+    es = [r.E for r in records]
+    if set(map(type, es)) <= {int}:
+        try:
+            column = np.fromiter(es, dtype=np.int64, count=len(es))
+        except OverflowError:
+            pass
+        else:
+            return np.maximum(np.maximum.reduceat(column, starts), 0).tolist()
+    latest = []
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        e = 0
+        for v in es[start:stop]:
+            if v > e:
+                e = v
+        latest.append(e)
+    return latest
+
+
+def _order(ws: list[float], first_rows: np.ndarray) -> list[int]:
+    """Return group indices by int(W/3600) descending, then by first row ascending."""
+    w = np.array(ws, dtype=np.float64)
+    if np.isfinite(w).all():
+        return np.lexsort((first_rows, -np.trunc(w / 3600.0))).tolist()
+    firsts = first_rows.tolist()
+    return sorted(range(len(ws)), key=lambda i: (-_rate(ws[i]), firsts[i]))
 
 
 def compute_totals(groups: list[Group]) -> Totals:
     """Return the totals over all GROUPS: sum(R)/60, sum(W)/3600, address and group counts."""
     r_sum = sum(g.R for g in groups)
     w_sum = sum(g.W for g in groups)
-    count = sum(len(g.members) for g in groups)
+    count = sum(g.count for g in groups)
     return Totals(r_sum / 60, w_sum / 3600, count, len(groups), r_sum, w_sum)
 
 
@@ -251,5 +345,17 @@ def make_report(
     if by not in ("prefix", "domain"):
         raise GroupingError(f"unknown grouping {by!r} (prefix or domain)")
     check_prefixes(v4_prefix, v6_prefix)
-    groups = order_groups(build_groups(sorted_members(stats.records), by, v4_prefix, v6_prefix))
+    table = AddressTable.from_records(stats.records)
+    runs = table.prefix_runs(v4_prefix, v6_prefix)
+    slices = _prefix_slices(table, runs) if by == "prefix" else _domain_slices(table, runs)
+    grouped, starts, stops = slices.table, slices.starts, slices.stops
+    rs = _group_sums(_float_column(grouped.records, "R"), starts, stops)
+    ws = _group_sums(_float_column(grouped.records, "W"), starts, stops)
+    es = _group_latest(grouped.records, starts, stops)
+    domains, prefixes = slices.domains, (v4_prefix, v6_prefix)
+    start_rows, stop_rows = starts.tolist(), stops.tolist()
+    groups = [
+        Group(domains[i], grouped, start_rows[i], stop_rows[i], rs[i], ws[i], es[i], prefixes)
+        for i in _order(ws, slices.first_rows)
+    ]
     return Report(stats, by, v4_prefix, v6_prefix, groups, compute_totals(groups))

@@ -8,15 +8,24 @@ as well, so hostile names stay inert even when the JSON is pasted into a page.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
+from operator import attrgetter
 from typing import IO, Any
 
+from agent.statsfile import Record
 from report.group import Group, Member, Report
 
 SCHEMA = "ncs-report/1"
 
+#: About how many addresses go into one chunk written to the output.
+_CHUNK_ADDRESSES = 16384
+
 _NEEDS_ESCAPE = re.compile(r'["\\<>&]')
+# Anything in a name that json.dumps would escape or the HTML-safe output spells as \u.
+_UNSAFE_NAME_CHARS = re.compile(r'[^\x20-\x7e]|["\\<>&]')
+_QUOTED_COMMA = '","'
 _HTML_SAFE = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
@@ -32,6 +41,11 @@ def _num(value: float) -> str:
     return repr(value) if value == value and abs(value) != float("inf") else "null"
 
 
+def _finite(value: float) -> float | None:
+    """Return VALUE, or None (JSON null) when it is infinite or NaN."""
+    return value if value == value and abs(value) != float("inf") else None
+
+
 def _names(names: list[str]) -> str:
     # Most names need no escaping at all; json.dumps per name is the slow path.
     if all(n.isascii() and n.isprintable() and not _NEEDS_ESCAPE.search(n) for n in names):
@@ -41,32 +55,130 @@ def _names(names: list[str]) -> str:
 
 def address_text(m: Member) -> str:
     """Return the JSON object of one address (written by hand: a million json.dumps are slow)."""
-    r = m.record
+    return _address_object(m.address, m.record)
+
+
+def _address_object(address: str, r: Record) -> str:
+    """Return the JSON object of ADDRESS with record R, every field checked (the slow path)."""
     return (
-        f'{{"address":"{m.address}","names":{_names(r.N)},'
-        f'"hits_per_minute":{_num(r.R / 60)},"bytes_per_second":{_num(r.W / 3600)},'
+        f'{{"address":"{address}","names":{_names(r.N)},'
+        f'"hits_per_minute":{_rate(r.R, 60)},"bytes_per_second":{_rate(r.W, 3600)},'
         f'"hits_per_hour":{_num(r.R)},"bytes_per_hour":{_num(r.W)},'
         f'"last_contact":{_num(r.E)},"bytes":{_num(r.B)},"hits":{_num(r.C)},"start":{_num(r.S)}}}'
     )
 
 
-def group_text(group: Group) -> str:
-    """Return the JSON object of one group with all its addresses."""
-    head = dumps({
-        "key": group.label,
-        "kind": group.kind,
-        "hits_per_minute": group.R / 60,
-        "bytes_per_second": group.W / 3600,
-        "hits_per_hour": group.R,
-        "bytes_per_hour": group.W,
-        "last_contact": group.E,
-        "count": len(group.members),
-    })
-    return head[:-1] + ',"addresses":[' + ",".join(address_text(m) for m in group.members) + "]}"
+def _rate(value: float, seconds: int) -> str:
+    """Return VALUE / SECONDS as JSON text; null when not finite or beyond float range."""
+    try:
+        return _num(value / seconds)
+    except OverflowError:
+        return "null"
+
+
+class _PerMinute(dict):
+    """repr(R / 60) by R, remembered: hit counts repeat, and float repr is the slow part."""
+
+    #: Beyond this many distinct values, results are no longer remembered.
+    LIMIT = 1 << 16
+
+    def __missing__(self, hits: float) -> str:
+        text = repr(hits / 60)
+        # Only ints, and not 0: a float looks up the entry of an equal int,
+        # which has the same text except -0.0 ("-0.0", where 0 gives "0.0").
+        if type(hits) is int and hits and len(self) < self.LIMIT:
+            self[hits] = text
+        return text
+
+
+_PER_MINUTE = _PerMinute()
+
+
+def _plain_addresses(addresses: list[str], records: list[Record]) -> str:
+    """Return the address objects of a group whose names need no escaping, comma-separated.
+
+    Numbers are formatted by the f-string (str() of an int or a float is the
+    JSON text); the caller checks the result for a non-finite number.
+    """
+    join, q, nothing, per_minute = _QUOTED_COMMA.join, '"', "", _PER_MINUTE
+    return ",".join([
+        f'{{"address":"{a}","names":[{q + join(r.N) + q if r.N else nothing}],'
+        f'"hits_per_minute":{per_minute[r.R]},"bytes_per_second":{r.W / 3600},'
+        f'"hits_per_hour":{r.R},"bytes_per_hour":{r.W},'
+        f'"last_contact":{r.E},"bytes":{r.B},"hits":{r.C},"start":{r.S}}}'
+        for a, r in zip(addresses, records, strict=True)
+    ])
+
+
+def plain_records(records: list[Record]) -> bool:
+    """Return whether all RECORDS have int numbers only and names that need no escaping.
+
+    True lets every group take the fast path unchecked (see `addresses_text`).
+    """
+    for name in ("B", "C", "E", "S", "R", "W"):
+        if set(map(type, map(attrgetter(name), records))) - {int}:
+            return False
+    names = "".join([n for r in records for n in r.N])
+    return not _UNSAFE_NAME_CHARS.search(names)
+
+
+def addresses_text(addresses: list[str], records: list[Record], plain: bool = False) -> str:
+    """Return the JSON objects of ADDRESSES (with their RECORDS), comma-separated.
+
+    PLAIN (from `plain_records`) skips the checks that choose the fast path.
+    """
+    if plain:
+        return _plain_addresses(addresses, records)
+    names = "".join([n for r in records for n in r.N])
+    if not _UNSAFE_NAME_CHARS.search(names):
+        try:
+            text = _plain_addresses(addresses, records)
+        except OverflowError:
+            text = "inf"  # an int too large for a float: the checked path writes null
+        # A non-finite number prints as inf or nan; such a group takes the
+        # slow path, which writes null (names with "inf" only cost time).
+        if "inf" not in text and "nan" not in text:
+            return text
+    return ",".join([_address_object(a, r) for a, r in zip(addresses, records, strict=True)])
+
+
+def group_text(group: Group, plain: bool = False) -> str:
+    """Return the JSON object of one group with all its addresses (PLAIN: see addresses_text)."""
+    if plain and math.isfinite(group.R) and math.isfinite(group.W):
+        try:
+            return _plain_group_text(group)
+        except OverflowError:
+            pass  # an int too large for a float: the checked path writes null
+    label = group.label
+    if _UNSAFE_NAME_CHARS.search(label):
+        label = dumps(label)[1:-1]
+    return (
+        f'{{"key":"{label}","kind":"{group.kind}",'
+        f'"hits_per_minute":{_rate(group.R, 60)},"bytes_per_second":{_rate(group.W, 3600)},'
+        f'"hits_per_hour":{_num(group.R)},"bytes_per_hour":{_num(group.W)},'
+        f'"last_contact":{_num(group.E)},"count":{group.count},'
+        f'"addresses":[{addresses_text(group.addresses, group.records)}]}}'
+    )
+
+
+def _plain_group_text(group: Group) -> str:
+    """Return the JSON object of a group of `plain_records` with finite sums, unchecked.
+
+    Sums of ints are finite floats here and E is an int, so str() of every
+    number is its JSON text; a label is a network or a checked host name.
+    Raises OverflowError for an int too large for a float.
+    """
+    return (
+        f'{{"key":"{group.label}","kind":"{group.kind}",'
+        f'"hits_per_minute":{group.R / 60},"bytes_per_second":{group.W / 3600},'
+        f'"hits_per_hour":{group.R},"bytes_per_hour":{group.W},'
+        f'"last_contact":{group.E},"count":{group.count},'
+        f'"addresses":[{_plain_addresses(group.addresses, group.records)}]}}'
+    )
 
 
 def iter_json(report: Report) -> Iterator[str]:
-    """Yield the JSON document in chunks: head, one chunk per group, tail."""
+    """Yield the JSON document in chunks: the head, then groups by the thousand, the tail."""
     t = report.totals
     head = {
         "schema": SCHEMA,
@@ -76,16 +188,25 @@ def iter_json(report: Report) -> Iterator[str]:
         "v6_prefix": report.v6_prefix,
         "header": list(report.stats.header),
         "totals": {
-            "hits_per_minute": t.hits_per_minute,
-            "bytes_per_second": t.bytes_per_second,
+            "hits_per_minute": _finite(t.hits_per_minute),
+            "bytes_per_second": _finite(t.bytes_per_second),
             "addresses": t.addresses,
             "groups": t.groups,
         },
     }
     yield dumps(head)[:-1] + ',"groups":['
-    for i, group in enumerate(report.groups):
-        yield ("," if i else "") + "\n" + group_text(group)
-    yield "\n]}\n"
+    groups = report.groups
+    plain = bool(groups) and plain_records(groups[0].table.records)
+    chunk: list[str] = []
+    size = 0
+    for i, group in enumerate(groups):
+        chunk.append(("," if i else "") + "\n" + group_text(group, plain))
+        size += group.count
+        if size >= _CHUNK_ADDRESSES:
+            yield "".join(chunk)
+            chunk.clear()
+            size = 0
+    yield "".join(chunk) + "\n]}\n"
 
 
 def render_json(report: Report) -> str:

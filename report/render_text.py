@@ -14,6 +14,9 @@ from typing import IO
 from report.display import clean_line, clean_name, contact_time, grouping_title
 from report.group import Group, Report
 
+#: About how many addresses go into one chunk written to the output.
+_CHUNK_ADDRESSES = 16384
+
 #: The column title printed before the groups and again before the totals.
 TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast contact time\n\n"
 
@@ -28,30 +31,42 @@ def summary_line(group: Group) -> str:
     return " %6.0f\t -- %.0f\t -- %d\t%s\n" % (
         group.R / 60,
         group.W / 3600,
-        len(group.members),
+        group.count,
         contact_time(group.E),
     )
 
 
+#: Between the names of one address.
+_NAME_SEPARATOR = "\n\t\t"
+
+
+def group_lines(group: Group) -> str:
+    """Return the address lines of GROUP followed by its summary line."""
+    addresses = group.addresses
+    names = [r.N for r in group.records]
+    if "".join([n for ns in names for n in ns]).isprintable():
+        # Common case: no name needs cleaning; one comprehension for the group.
+        join = _NAME_SEPARATOR.join
+        lines = [a + "\t" + join(ns) + "\n" for a, ns in zip(addresses, names, strict=True)]
+    else:
+        lines = [address_line(a, ns) for a, ns in zip(addresses, names, strict=True)]
+    lines.append(summary_line(group))
+    return "".join(lines)
+
+
 def iter_text(report: Report) -> Iterator[str]:
-    """Yield the classic report in chunks (every group and every address)."""
+    """Yield the classic report in chunks of many groups."""
     head = "".join(f"# {clean_line(line)}\n" for line in report.stats.header)
     yield head + "\n" + f"Composite report, {grouping_title(report)} ordered by BANDWIDTH\n" + TITLE
     chunk: list[str] = []
+    size = 0
     for group in report.groups:
-        for m in group.members:
-            names = m.record.N
-            # Fast paths for the common cases; address_line does the cleaning.
-            if not names:
-                chunk.append(m.address + "\t\n")
-            elif len(names) == 1 and names[0].isprintable():
-                chunk.append(m.address + "\t" + names[0] + "\n")
-            else:
-                chunk.append(address_line(m.address, names))
-        chunk.append(summary_line(group))
-        if len(chunk) >= 4096:
+        chunk.append(group_lines(group))
+        size += group.count
+        if size >= _CHUNK_ADDRESSES:
             yield "".join(chunk)
             chunk.clear()
+            size = 0
     yield "".join(chunk)
     t = report.totals
     yield (
