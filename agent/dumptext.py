@@ -10,8 +10,6 @@ byte what agent.statsfile.format_record writes; a test holds them together.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -142,22 +140,3 @@ def file_chunks(header: list[str], blocks: Iterable[bytes]) -> Iterator[bytes]:
     yield ("\n" + "".join(f"# {line}\n" for line in header) + "{\n  my $dump = {\n").encode()
     yield from blocks
     yield b"  };\n}\n"
-
-
-def write_chunks_atomic(path: str, chunks: Iterable[bytes]) -> None:
-    """Write CHUNKS to PATH atomically: PATH.tmp, fsync, rename; the .tmp goes on failure.
-
-    Raises OSError; the previous file at PATH is then untouched.
-    """
-    tmp = path + ".tmp"
-    try:
-        with open(tmp, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

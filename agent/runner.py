@@ -20,9 +20,9 @@ from agent.bpfhosts import monitored_addresses
 from agent.capture import BATCH, Capture, CaptureError
 from agent.config import AgentConfig, ConfigError
 from agent.decode import Decoder, PacketBatch, PayloadFilter
-from agent.dumptext import file_chunks, write_chunks_atomic
+from agent.dumptext import file_chunks
 from agent.keys import RemoteKeys
-from agent.statsfile import Header, header_lines
+from agent.statsfile import Header, header_lines, replace_file
 from agent.table import StatsTable
 
 IDLE_TICK = 1.0  # seconds select waits when nothing happens
@@ -163,7 +163,7 @@ class Agent:
                 stream.buffer.write(chunk)
             stream.buffer.flush()
         else:
-            write_chunks_atomic(self.cfg.stats_path, chunks)
+            replace_file(self.cfg.stats_path, chunks)
 
     def write_in_child(self, current: int) -> None:
         """Write the stats file from a forked copy, so capture goes on meanwhile."""

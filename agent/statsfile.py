@@ -23,6 +23,7 @@ Layout written here (DESIGN section 6)::
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -266,23 +267,30 @@ def write_stream(stream: IO[str], header: list[str], records: Iterable[tuple[str
     stream.flush()
 
 
-def write_atomic(path: str, header: list[str], records: Iterable[tuple[str, Record]]) -> None:
-    """Write a stats file to PATH atomically: PATH.tmp, fsync, rename.
+def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,
+                 tmp: str | None = None) -> None:
+    """Write CHUNKS to PATH atomically: a temporary file (TMP, default PATH.tmp), fsync, rename.
 
-    A reader never sees a half-written file, and a failure leaves the previous
-    file in place (the .tmp is removed).  Raises OSError on I/O failure.
+    A reader never sees a half-written file, and a failure (OSError, or
+    anything the CHUNKS iterable raises) leaves the previous file in place and
+    removes the temporary one.  MODE, if given, is set before the rename.
     """
-    tmp = path + ".tmp"
+    tmp = tmp or path + ".tmp"
     try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as out:
-            for text in iter_stats_text(header, records):
-                out.write(text)
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
             out.flush()
             os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
+
+
+def write_atomic(path: str, header: list[str], records: Iterable[tuple[str, Record]]) -> None:
+    """Write a stats file to PATH atomically (see replace_file).  Raises OSError."""
+    replace_file(path, (text.encode() for text in iter_stats_text(header, records)))

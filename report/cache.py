@@ -25,6 +25,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agent.statsfile import replace_file
+
 
 class UpdateError(Exception):
     """The agent did not deliver a fresh stats file; str() is a one-line reason."""
@@ -92,23 +94,10 @@ def read_cache(path: str) -> str | None:
 def write_cache(path: str, text: str) -> None:
     """Replace the cache at PATH with TEXT atomically (PATH.tmp.PID, fsync, rename).
 
-    Raises OSError; a failure leaves the old cache in place.
+    The file is made world-readable: the web server's user may not be the
+    one who regenerated it.  Raises OSError; a failure leaves the old cache.
     """
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        # Readable by the web server's user whoever regenerated it.
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    replace_file(path, [text.encode("utf-8")], mode=0o644, tmp=f"{path}.tmp.{os.getpid()}")
 
 
 def _resolve(host: str, port: int) -> tuple[int, tuple]:
