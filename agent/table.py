@@ -442,26 +442,30 @@ class StatsTable:
         rows6 = rows[~v4]
         return order4, rows6[self.keys.v6_order(keys[~v4])]
 
-    def record_blocks(self) -> Iterator[bytes]:
-        """Yield the file text of every record, in file order, formatted in vectorised chunks."""
+    def dump_chunks(self) -> list[tuple[np.ndarray, bool]]:
+        """The rows of a dump in file order, cut in chunks: [(rows, is_ipv4), ...]."""
         order4, order6 = self._ordered_rows()
-        for order, v4 in ((order4, True), (order6, False)):
-            for at in range(0, len(order), dumptext.CHUNK):
-                chunk = order[at:at + dumptext.CHUNK]
-                keys = self.K[chunk]
-                if v4:
-                    address = dumptext.v4_address_block(keys)
-                else:
-                    address = dumptext.text_address_block([self.keys.address(k) for k in keys.tolist()])
-                named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
-                         if self.names else None)
-                text = dumptext.record_chunks(
-                    address, self.B[chunk], self.C[chunk], self.E[chunk],
-                    np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
-                    self.T[chunk], named)
-                if text is None:  # a value numpy cannot lay out: format these one by one
-                    text = "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
-                yield text
+        return [(order[at:at + dumptext.CHUNK], v4)
+                for order, v4 in ((order4, True), (order6, False))
+                for at in range(0, len(order), dumptext.CHUNK)]
+
+    def record_blocks(self, chunks: list[tuple[np.ndarray, bool]] | None = None) -> Iterator[bytes]:
+        """Yield the file text of CHUNKS (default: every record, in file order), vectorised."""
+        for chunk, v4 in self.dump_chunks() if chunks is None else chunks:
+            keys = self.K[chunk]
+            if v4:
+                address = dumptext.v4_address_block(keys)
+            else:
+                address = dumptext.text_address_block([self.keys.address(k) for k in keys.tolist()])
+            named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
+                     if self.names else None)
+            text = dumptext.record_chunks(
+                address, self.B[chunk], self.C[chunk], self.E[chunk],
+                np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
+                self.T[chunk], named)
+            if text is None:  # a value numpy cannot lay out: format these one by one
+                text = "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
+            yield text
 
     def _records_of(self, chunk: np.ndarray) -> Iterator[tuple[str, Record]]:
         B, C, E, R, W, T, K = (col[chunk].tolist() for col in
