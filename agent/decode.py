@@ -209,7 +209,9 @@ class Decoder:
         ip = _IPFields(buf, off, cap, l3)
         first = ip.u8(0)
         ihl = (first & 15).astype(np.int64) * 4
-        iplen = np.where(is6, 40 + ip.be16(4), ip.be16(2))
+        iplen = ip.be16(2)
+        if is6.any():  # IPv6: 40 + payload length, from another offset
+            iplen = np.where(is6, 40 + ip.be16(4), iplen)
         good4 = full4 & (first >> 4 == 4) & (ihl >= 20) & (iplen >= ihl)
         good6 = full6 & (first >> 4 == 6)
         self.counters.malformed += int(np.count_nonzero((full4 & ~good4) | (full6 & ~good6)))

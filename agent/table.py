@@ -223,14 +223,16 @@ class StatsTable:
         self._cap = cap
 
     def _allocate(self, n: int) -> np.ndarray:
+        """Return N free rows: released ones first, then fresh ones (growing the columns)."""
         reuse = min(n, len(self._free))
-        rows = [self._free.pop() for _ in range(reuse)]
+        reused = np.array(self._free[len(self._free) - reuse:], dtype=np.int64)
+        del self._free[len(self._free) - reuse:]
         fresh = n - reuse
         if self._top + fresh > self._cap:
             self._grow(self._top + fresh)
-        rows.extend(range(self._top, self._top + fresh))
+        rows = np.concatenate([reused, np.arange(self._top, self._top + fresh, dtype=np.int64)])
         self._top += fresh
-        return np.array(rows, dtype=np.int64)
+        return rows
 
     def __len__(self) -> int:
         return len(self.index)
@@ -438,7 +440,7 @@ class StatsTable:
         rows = np.nonzero(self.alive[:self._top])[0]
         keys = self.K[rows]
         v4 = keys < (1 << 32)
-        order4 = rows[v4][np.argsort(keys[v4], kind="stable")]
+        order4 = rows[v4][np.argsort(keys[v4])]  # keys are unique: no need for a stable sort
         rows6 = rows[~v4]
         return order4, rows6[self.keys.v6_order(keys[~v4])]
 
