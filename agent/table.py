@@ -458,7 +458,7 @@ class StatsTable:
             if v4:
                 address = dumptext.v4_address_block(keys)
             else:
-                address = dumptext.text_address_block([self.keys.address(k) for k in keys.tolist()])
+                address = dumptext.text_address_block(self.keys.v6_texts(keys))
             named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
                      if self.names else None)
             text = dumptext.record_chunks(
