@@ -100,65 +100,20 @@ class PayloadFilter:
         return not (self.nomatch and self.nomatch.lower() in region)
 
 
-def _be16(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return (buf[pos].astype(np.int64) << 8) | buf[pos + 1]
+class _Words:
+    """Integers at any byte offset of a batch, read with one gather each.
 
-
-def _gather(buf: np.ndarray, pos: np.ndarray, width: int) -> np.ndarray:
-    """Return the WIDTH bytes at each POS as an (n, WIDTH) contiguous uint8 array."""
-    return buf[pos[:, None] + np.arange(width)]
-
-
-def _be32(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return _gather(buf, pos, 4).view(">u4").ravel().astype(np.uint64)
-
-
-def _be64(buf: np.ndarray, pos: np.ndarray) -> np.ndarray:
-    return _gather(buf, pos, 8).view(">u8").ravel().astype(np.uint64)
-
-
-class _IPFields:
-    """Reads fields at fixed offsets from each frame's IP header.
-
-    When every frame of the batch has the same captured length, lies right
-    after the previous one and has the same link header length (the usual case
-    at high rates with a fixed snap length), the batch is viewed as a 2-D array
-    and a field is a column slice: no index arrays, no gathers.
+    Each attribute is an overlapping view of the padded batch buffer with a
+    stride of one byte: element i is the integer starting at byte i.  Reading
+    a field of every frame is then a single gather, whatever the alignment.
     """
 
-    def __init__(self, buf: np.ndarray, off: np.ndarray, cap: np.ndarray, l3: np.ndarray) -> None:
-        self.buf, self.l3 = buf, l3
-        self.rows = None
-        n = len(off)
-        c = int(cap[0])
-        h = int(l3[0] - off[0])
-        if (c >= h + 40 and int(off[0]) == 0 and int(off[-1]) == (n - 1) * c
-                and (cap == c).all() and (l3 - off == h).all()
-                and (n == 1 or (np.diff(off) == c).all())):
-            self.rows = buf[: n * c].reshape(n, c)[:, h:]
-
-    def u8(self, rel: int) -> np.ndarray:
-        if self.rows is not None:
-            return self.rows[:, rel]
-        return self.buf[self.l3 + rel]
-
-    def be16(self, rel: int) -> np.ndarray:
-        if self.rows is not None:
-            return (self.rows[:, rel].astype(np.int64) << 8) | self.rows[:, rel + 1]
-        return _be16(self.buf, self.l3 + rel)
-
-    def _wide(self, rel: int, width: int, dtype: str, sel: np.ndarray) -> np.ndarray:
-        if self.rows is not None:
-            part = np.ascontiguousarray(self.rows[sel, rel:rel + width])
-        else:
-            part = _gather(self.buf, self.l3[sel] + rel, width)
-        return part.view(dtype).ravel().astype(np.uint64)
-
-    def be32(self, rel: int, sel: np.ndarray) -> np.ndarray:
-        return self._wide(rel, 4, ">u4", sel)
-
-    def be64(self, rel: int, sel: np.ndarray) -> np.ndarray:
-        return self._wide(rel, 8, ">u8", sel)
+    def __init__(self, buf: np.ndarray) -> None:
+        self.u8 = buf
+        self.be16, self.be32, self.be64, self.le32 = (
+            np.ndarray(shape=(len(buf) - np.dtype(t).itemsize + 1,), dtype=t, buffer=buf,
+                       strides=(1,))
+            for t in (">u2", ">u4", ">u8", "<u4"))
 
 
 class Decoder:
@@ -194,7 +149,8 @@ class Decoder:
         cap = m[:, 3].astype(np.int64)
         buf = np.frombuffer(pkts + _PAD, dtype=np.uint8)
 
-        l3, et = self._link_layer(buf, off)
+        w = _Words(buf)
+        l3, et = self._link_layer(w, off)
         hdr = l3 - off
         link_ok = cap >= np.maximum(hdr, 1)
         is4 = link_ok & (et == ETH_IPV4)
@@ -206,12 +162,11 @@ class Decoder:
         full4 = is4 & (cap >= hdr + 20)
         full6 = is6 & (cap >= hdr + 40)
         self.counters.truncated += int(np.count_nonzero((is4 & ~full4) | (is6 & ~full6)))
-        ip = _IPFields(buf, off, cap, l3)
-        first = ip.u8(0)
+        first = buf[l3]
         ihl = (first & 15).astype(np.int64) * 4
-        iplen = ip.be16(2)
+        iplen = w.be16[l3 + 2].astype(np.int64)
         if is6.any():  # IPv6: 40 + payload length, from another offset
-            iplen = np.where(is6, 40 + ip.be16(4), iplen)
+            iplen = np.where(is6, 40 + w.be16[l3 + 4].astype(np.int64), iplen)
         good4 = full4 & (first >> 4 == 4) & (ihl >= 20) & (iplen >= ihl)
         good6 = full6 & (first >> 4 == 6)
         self.counters.malformed += int(np.count_nonzero((full4 & ~good4) | (full6 & ~good6)))
@@ -220,7 +175,8 @@ class Decoder:
         acc = np.zeros(n, dtype=bool)
         if good4.any():
             idx = np.nonzero(good4)[0]
-            src, dst = ip.be32(12, idx), ip.be32(16, idx)
+            at = l3[idx]
+            src, dst = w.be32[at + 12].astype(np.uint64), w.be32[at + 16].astype(np.uint64)
             sm, dm = self._is_mon4(src), self._is_mon4(dst)
             self._count_sides(sm, dm)
             one = sm ^ dm
@@ -228,8 +184,9 @@ class Decoder:
             acc[idx[one]] = True
         if good6.any():
             idx = np.nonzero(good6)[0]
-            shi, slo = ip.be64(8, idx), ip.be64(16, idx)
-            dhi, dlo = ip.be64(24, idx), ip.be64(32, idx)
+            at = l3[idx]
+            shi, slo = w.be64[at + 8].astype(np.uint64), w.be64[at + 16].astype(np.uint64)
+            dhi, dlo = w.be64[at + 24].astype(np.uint64), w.be64[at + 32].astype(np.uint64)
             sm = self._is_mon6(shi, slo)
             dm = self._is_mon6(dhi, dlo)
             self._count_sides(sm, dm)
@@ -266,29 +223,28 @@ class Decoder:
             hit |= (hi == np.uint64(mhi)) & (lo == np.uint64(mlo))
         return hit
 
-    def _link_layer(self, buf: np.ndarray, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _link_layer(self, w: _Words, off: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (offset of the IP header, ethertype) for every frame; ethertype -1 if unknown."""
         lt = self.linktype
         if lt == DLT_EN10MB:
-            et = _be16(buf, off + 12)
+            et = w.be16[off + 12].astype(np.int64)
             l3 = off + 14
             for _ in range(MAX_VLAN_TAGS):
                 tagged = (et == VLAN_TPIDS[0]) | (et == VLAN_TPIDS[1]) | (et == VLAN_TPIDS[2])
                 if not tagged.any():
                     break
-                et = np.where(tagged, _be16(buf, l3 + 2), et)
+                et = np.where(tagged, w.be16[l3 + 2], et)
                 l3 = np.where(tagged, l3 + 4, l3)
             return l3, et
         if lt == DLT_LINUX_SLL:
-            return off + 16, _be16(buf, off + 14)
+            return off + 16, w.be16[off + 14].astype(np.int64)
         if lt == DLT_LINUX_SLL2:
-            return off + 20, _be16(buf, off)
+            return off + 20, w.be16[off].astype(np.int64)
         if lt in DLT_RAW_VALUES or lt in (DLT_IPV4, DLT_IPV6):
-            return off, _version_ethertype(buf[off] >> 4)
+            return off, _version_ethertype(w.u8[off] >> 4)
         # BSD null (host byte order, either endianness) and OpenBSD loop (network order)
-        raw = _gather(buf, off, 4)
-        af_be = raw.view(">u4").ravel().astype(np.int64)
-        af = af_be if lt == DLT_LOOP else np.where(af_be > 0xFFFF, raw.view("<u4").ravel(), af_be)
+        af_be = w.be32[off].astype(np.int64)
+        af = af_be if lt == DLT_LOOP else np.where(af_be > 0xFFFF, w.le32[off], af_be)
         et = np.where(np.isin(af, NULL_AF_INET), ETH_IPV4,
                       np.where(np.isin(af, NULL_AF_INET6), ETH_IPV6, -1))
         return off + 4, et
