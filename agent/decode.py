@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -81,7 +81,6 @@ class PayloadFilter:
     payload: int = 0
     match: bytes | None = None
     nomatch: bytes | None = None
-    _patterns: list = field(default_factory=list, repr=False)
 
     @property
     def active(self) -> bool:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from agent.statsfile import perl_quote
+from agent.statsfile import CLOSING, opening_text, perl_quote
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
 CHUNK = 32768
@@ -137,6 +137,6 @@ def text_address_block(addresses: list[str]) -> np.ndarray:
 
 def file_chunks(header: list[str], blocks: Iterable[bytes]) -> Iterator[bytes]:
     """Yield a whole stats file as bytes: header lines, opening, record BLOCKS, closing."""
-    yield ("\n" + "".join(f"# {line}\n" for line in header) + "{\n  my $dump = {\n").encode()
+    yield opening_text(header).encode()
     yield from blocks
-    yield b"  };\n}\n"
+    yield CLOSING.encode()

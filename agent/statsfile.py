@@ -30,7 +30,6 @@ import socket
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
 
 from agent import __version__
 
@@ -240,10 +239,18 @@ def format_record(address: str, rec: Record) -> str:
         return _RECORD_FORMAT_FLOAT % (quoted, sep, b, c, e, names, r, s, t, w)
 
 
+#: what follows the last record block
+CLOSING = "  };\n}\n"
+
+
+def opening_text(header: list[str]) -> str:
+    """Return everything before the first record: empty line, '# ' header lines, the opening."""
+    return "\n" + "".join(f"# {line}\n" for line in header) + "{\n  my $dump = {\n"
+
+
 def iter_stats_text(header: list[str], records: Iterable[tuple[str, Record]]) -> Iterator[str]:
     """Yield the file's text in chunks; RECORDS must already be in address order."""
-    yield "\n" + "".join(f"# {line}\n" for line in header)
-    yield "{\n  my $dump = {\n"
+    yield opening_text(header)
     chunk: list[str] = []
     for address, rec in records:
         chunk.append(format_record(address, rec))
@@ -252,19 +259,12 @@ def iter_stats_text(header: list[str], records: Iterable[tuple[str, Record]]) ->
             chunk.clear()
     if chunk:
         yield "".join(chunk)
-    yield "  };\n}\n"
+    yield CLOSING
 
 
 def sorted_records(records: dict[str, Record]) -> list[tuple[str, Record]]:
     """Return RECORDS' items in file order (IPv4 numerically, then IPv6)."""
     return sorted(records.items(), key=lambda item: address_sort_key(item[0]))
-
-
-def write_stream(stream: IO[str], header: list[str], records: Iterable[tuple[str, Record]]) -> None:
-    """Write a stats file to an open text stream (stdout, stderr)."""
-    for text in iter_stats_text(header, records):
-        stream.write(text)
-    stream.flush()
 
 
 def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,

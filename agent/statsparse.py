@@ -27,7 +27,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from agent.statsfile import RECORD_KEYS, Record, StatsFile
+from agent.statsfile import CLOSING, RECORD_KEYS, Record, StatsFile
 
 __all__ = ["StatsFormatError", "decode_stats_bytes", "parse_stats", "read_stats"]
 
@@ -150,7 +150,7 @@ _CANON_RECORD = re.compile(
 )
 _CANON_GROUPS = 9
 _CANON_HEAD = re.compile(r"\n?((?:#[^\n]*\n)*)\{\n  my \$dump = \{\n")
-_CANON_TAIL = "  };\n}\n"
+_CANON_TAIL = CLOSING
 _NAME_IN_LIST = re.compile(r"'((?:[^'\\]|\\.)*)',", re.S)
 _PERL_SQ_ESCAPE = re.compile(r"\\([\\'])")
 #: Characters of body text handed to one regex split; bounds peak memory.

@@ -1,14 +1,14 @@
 """The stats table: per-remote records and the global rates, with DESIGN section 2's arithmetic.
 
-Records live in numpy columns (one row per remote) found through a sorted
-key index, so a million records cost tens of bytes each and a batch of
-packets is folded with a handful of vectorised operations.
+Records live in numpy columns (one row per remote) found through a
+vectorised hash of their keys, so a million records cost under 200 bytes each
+and a batch of packets is folded with a handful of array operations.
 
 Time is the packet timestamp's second.  The caller feeds packets one second
 at a time (`update_second`), in capture order; within one second the update
 rule collapses to closed forms (see `update_second`), except for records in
 their first five hits (`E == S and C < 5`), which are replayed packet by
-packet.  `update_packet` is the literal per-packet rule, used for short runs.
+packet.  Runs of a few packets take the literal per-packet rule.
 """
 
 from __future__ import annotations
@@ -56,16 +56,11 @@ class GlobalRate:
         self.next = now + 60
         self.last_fold = now
 
-    def update_packet(self, now: int, length: int) -> None:
-        """Account one packet of LENGTH bytes at second NOW."""
-        if now < self.next or (self.rate < 1 and self.ra < MIN_HITS):
-            self.ra += 1
-            self.ba += int(length)
-        else:
-            self._fold(now, length)
-
     def update_second(self, now: int, lengths: np.ndarray) -> None:
-        """Account packets all stamped NOW, in order; same result as update_packet on each."""
+        """Account packets all stamped NOW, in order, exactly as the per-packet rule would.
+
+        Per packet: accumulate while now < next or (rate < 1 and ra < 5), else fold.
+        """
         n = len(lengths)
         i = 0
         while i < n:
@@ -259,13 +254,6 @@ class StatsTable:
             return np.empty(0, np.uint64)
         touched = touched[touched >= 0]
         return self.K[touched[self.T[touched] < now]]
-
-    def update_packet(self, now: int, key: int, length: int) -> None:
-        """Account one packet: the literal per-packet rule (global rate included)."""
-        if now >= self.next_purge:
-            self.purge(now)
-        self.rate.update_packet(now, length)
-        self._record_packet(now, key, length)
 
     def _record_packet(self, now: int, key: int, length: int) -> None:
         row = int(self.index.lookup(np.array([key], np.uint64))[0])

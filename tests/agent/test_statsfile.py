@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import ipaddress
 import os
 import shutil
@@ -20,9 +19,9 @@ from agent.statsfile import (
     Record,
     StatsFile,
     header_lines,
+    iter_stats_text,
     sorted_records,
     write_atomic,
-    write_stream,
 )
 from agent.statsparse import parse_stats
 
@@ -31,10 +30,8 @@ needs_perl = pytest.mark.skipif(PERL is None, reason="perl is not installed")
 
 
 def render(header: list[str], records: dict[str, Record]) -> str:
-    """Return the text write_stream produces for RECORDS in file order."""
-    out = io.StringIO()
-    write_stream(out, header, sorted_records(records))
-    return out.getvalue()
+    """Return the text the writer produces for RECORDS in file order."""
+    return "".join(iter_stats_text(header, sorted_records(records)))
 
 
 @pytest.fixture
