@@ -29,7 +29,16 @@ from typing import NamedTuple
 
 from agent.statsfile import CLOSING, RECORD_KEYS, Record, StatsFile
 
-__all__ = ["StatsFormatError", "decode_stats_bytes", "parse_stats", "read_stats"]
+__all__ = [
+    "CanonicalBlocks",
+    "NotCanonical",
+    "StatsFormatError",
+    "canonical_blocks",
+    "canonical_header",
+    "decode_stats_bytes",
+    "parse_stats",
+    "read_stats",
+]
 
 
 class StatsFormatError(ValueError):
@@ -79,10 +88,10 @@ def read_stats(path: str, *, allow_empty: bool = True) -> StatsFile:
     cannot be read ("PATH: cannot read: reason", line 0).
     """
     source = "<stdin>" if path == "-" else path
-    return parse_stats(_read_text(path, source), source, allow_empty=allow_empty)
+    return parse_stats(read_text(path, source), source, allow_empty=allow_empty)
 
 
-def _read_text(path: str, source: str) -> str:
+def read_text(path: str, source: str) -> str:
     """Return the decoded text of PATH or stdin (the bytes are freed on return)."""
     try:
         if path == "-":
@@ -168,70 +177,111 @@ def _escaped_names(text: str) -> list[str]:
     return [_PERL_SQ_ESCAPE.sub(r"\1", m) for m in _NAME_IN_LIST.findall(text)]
 
 
+class CanonicalBlocks(NamedTuple):
+    """One chunk of canonical record blocks, split into its fields (all still text).
+
+    `parts` is the regex split of the chunk: the fields of record i are
+    `parts[i * STRIDE + 1 : i * STRIDE + 10]`, in the order address, B, C,
+    E, names, R, S, T, W.  Take a column with `column(k)`.
+    """
+
+    parts: list[str]
+
+    #: Distance between the same field of two consecutive records in `parts`.
+    STRIDE = _CANON_GROUPS + 1
+    #: Offsets in a record's stride of each numeric key.
+    NUMBER_FIELDS = {"B": 2, "C": 3, "E": 4, "R": 6, "S": 7, "T": 8, "W": 9}
+
+    def column(self, k: int) -> list[str]:
+        """Return field K (1: address, 5: names list body, see NUMBER_FIELDS) of every record."""
+        return self.parts[k::self.STRIDE]
+
+    @property
+    def addresses(self) -> list[str]:
+        """Return the address texts, in file order."""
+        return self.column(1)
+
+    def names(self) -> list[list[str]]:
+        """Return each record's names, unescaped (a new empty list for a record without)."""
+        return [
+            (n[1:-2].split("','") if "\\" not in n else _escaped_names(n)) if n else []
+            for n in self.column(5)
+        ]
+
+
+class NotCanonical(Exception):
+    """The text is not exactly in the canonical layout (not an error: use the general parser)."""
+
+
+def canonical_header(text: str) -> tuple[list[str], int, int] | None:
+    """Return (header lines, body start, body end) of canonical TEXT, or None if it is not."""
+    head = _CANON_HEAD.match(text)
+    if head is None or not text.endswith(_CANON_TAIL):
+        return None
+    body_end = len(text) - len(_CANON_TAIL)
+    if body_end < head.end():
+        return None
+    # split("\n"), not splitlines(): the latter also breaks at \x85 or U+2028.
+    header = [_header_text(line) for line in head.group(1).split("\n")[:-1]]
+    return header, head.end(), body_end
+
+
+def canonical_blocks(text: str, start: int, end: int) -> Iterator[CanonicalBlocks]:
+    """Yield the record blocks of TEXT[START:END] chunk by chunk (bounded memory).
+
+    Every address is checked with inet_pton.  Raises NotCanonical as soon as
+    a chunk is not a run of canonical record blocks.
+    """
+    # The split leaves the text between matches at every stride-th place; a
+    # canonical body has nothing between its records.  Columns are then taken
+    # by slicing, so that conversions run in C over whole columns rather than
+    # in a Python loop per record.
+    pos = start
+    while pos < end:
+        stop = text.find("\n\t},\n", min(pos + _CHUNK_CHARS, end))
+        stop = end if stop < 0 else min(stop + 5, end)
+        blocks = CanonicalBlocks(_CANON_RECORD.split(text[pos:stop]))
+        if any(blocks.parts[0::CanonicalBlocks.STRIDE]):
+            raise NotCanonical
+        addresses = blocks.addresses
+        try:
+            deque(map(_INET_PTON_V4, [a for a in addresses if ":" not in a]), maxlen=0)
+            deque(map(_INET_PTON_V6, [a for a in addresses if ":" in a]), maxlen=0)
+        except OSError:
+            raise NotCanonical from None
+        yield blocks
+        pos = stop
+
+
 def _parse_canonical(text: str, source: str) -> StatsFile | None:
     """Return the StatsFile for text in the exact canonical layout, else None.
 
     None means "not recognised", never "malformed": the general parser then
     reads the text and reports the error, if there is one, with its line.
     """
-    head = _CANON_HEAD.match(text)
-    if head is None or not text.endswith(_CANON_TAIL):
+    found = canonical_header(text)
+    if found is None:
         return None
-    # split("\n"), not splitlines(): the latter also breaks at \x85 or U+2028.
-    header = [_header_text(line) for line in head.group(1).split("\n")[:-1]]
-    body_end = len(text) - len(_CANON_TAIL)
-    if body_end < head.end():
-        return None
+    header, start, end = found
     records: dict[str, Record] = {}
     count = 0
-    pos = head.end()
     # Building a million small objects triggers the cyclic collector over and
     # over for nothing (records hold no cycles); pausing it halves the time.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        while pos < body_end:
-            end = text.find("\n\t},\n", min(pos + _CHUNK_CHARS, body_end))
-            end = body_end if end < 0 else min(end + 5, body_end)
-            added = _canonical_chunk(text[pos:end], records)
-            if added < 0:
-                return None
-            count += added
-            pos = end
+        for blocks in canonical_blocks(text, start, end):
+            col = [map(int, blocks.column(k)) for k in (2, 3, 4, 7, 6, 9, 8)]  # B C E S R W T
+            records.update(zip(blocks.addresses, map(Record, *col, blocks.names()), strict=True))
+            count += len(blocks.addresses)
+    except NotCanonical:
+        return None
     finally:
         if gc_was_enabled:
             gc.enable()
     if count != len(records):
         return None  # a duplicate address: let the general parser name its line
     return StatsFile(header, records, source)
-
-
-def _canonical_chunk(body: str, records: dict[str, Record]) -> int:
-    """Add the records of whole canonical record blocks in BODY to RECORDS.
-
-    Returns how many blocks BODY held, or -1 when it is not canonical.
-    """
-    # The split leaves the text between matches at every stride-th place; a
-    # canonical body has nothing between its records.  Columns are then taken
-    # by slicing so that conversion runs in map() rather than a Python loop:
-    # this is what makes a million records read in a few seconds.
-    parts = _CANON_RECORD.split(body)
-    stride = _CANON_GROUPS + 1
-    if any(parts[0::stride]):
-        return -1
-    addresses = parts[1::stride]
-    try:
-        deque(map(_INET_PTON_V4, [a for a in addresses if ":" not in a]), maxlen=0)
-        deque(map(_INET_PTON_V6, [a for a in addresses if ":" in a]), maxlen=0)
-    except OSError:
-        return -1
-    names = [
-        (n[1:-2].split("','") if "\\" not in n else _escaped_names(n)) if n else []
-        for n in parts[5::stride]
-    ]
-    col = [map(int, parts[k::stride]) for k in (2, 3, 4, 7, 6, 9, 8)]  # B C E S R W T
-    records.update(zip(addresses, map(Record, *col, names), strict=True))
-    return len(addresses)
 
 
 _INET_PTON_V4 = functools.partial(socket.inet_pton, socket.AF_INET)

@@ -6,7 +6,7 @@ Writes bench/data/report-<N>.stats once (synthetic: addresses spread over
 /24s and /64s, two thirds with names under a few thousand domains), then
 prints, for every grouping and format, the wall time, CPU time (user +
 system) and peak RSS of a separate `ncs-report` process (os.wait4's
-rusage), then the read rate and grouping times in this process (wall and
+rusage), then the read rates (columns, as ncs-report reads, and Records) and grouping times in this process (wall and
 CPU: the machine may be shared, CPU time is the steadier figure).
 """
 
@@ -25,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from agent.statscols import read_columns  # noqa: E402
 from agent.statsfile import Record, write_atomic  # noqa: E402
 from agent.statsparse import read_stats  # noqa: E402
 from report.group import make_report  # noqa: E402
@@ -112,14 +113,18 @@ def main() -> int:
     print()
 
     gc.disable()  # as ncs-report itself does (report/cli.py)
-    t0, c0 = time.perf_counter(), time.process_time()
-    stats = read_stats(str(path))
-    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
-    n = len(stats.records)
-    print(f"{'read (agent.statsparse)':<34} {read_s:7.2f} s wall {read_cpu:7.2f} s CPU"
-          f"  {n / read_s:8.0f} records/s wall, {n / read_cpu:8.0f} records/s CPU")
+    for label, reader in (("read columns (agent.statscols)", read_columns),
+                          ("read Records (agent.statsparse)", read_stats)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        stats = reader(str(path))
+        read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
+        n = len(stats.records) if hasattr(stats, "records") else len(stats)
+        print(f"{label:<34} {read_s:7.2f} s wall {read_cpu:7.2f} s CPU"
+              f"  {n / read_s:8.0f} records/s wall, {n / read_cpu:8.0f} records/s CPU")
+        del stats
+    columns = read_columns(str(path))
     for by in ("prefix", "domain"):
-        rep = timed(f"group by {by}", lambda by=by: make_report(stats, by=by))
+        rep = timed(f"group by {by}", lambda by=by: make_report(columns, by=by))
         print(f"{'':<34} {len(rep.groups)} groups")
 
     print(f"in-process peak RSS so far: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

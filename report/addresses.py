@@ -14,7 +14,7 @@ from itertools import compress
 
 import numpy as np
 
-from agent.statsfile import Record
+from agent.statscols import StatsColumns
 
 # IPv6 keys are offset past every IPv4 key, so one integer orders both
 # families (IPv4 first) and compares faster than a tuple.
@@ -58,21 +58,25 @@ def network_label(key: int, v4_prefix: int, v6_prefix: int) -> str:
 
 @dataclass(slots=True, eq=False, repr=False)
 class AddressTable:
-    """Records with their address text and numeric key columns, row by row.
+    """A stats file's columns with numeric key columns of its addresses, row by row.
 
     `is6[i]` is True for an IPv6 address; an IPv4 address is `lo[i]` (and
     `hi[i]` is 0), an IPv6 address is `hi[i] * 2**64 + lo[i]`.  Rows are in
-    ascending address order after `from_records`; `take` reorders them.
+    ascending address order after `from_columns`; `take` reorders them.
     """
 
-    addresses: list[str]
-    records: list[Record]
+    columns: StatsColumns
     is6: np.ndarray
     hi: np.ndarray
     lo: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.addresses)
+        return len(self.columns)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Return the address texts, row by row."""
+        return self.columns.addresses
 
     def key(self, row: int) -> int:
         """Return the `address_key` of ROW."""
@@ -82,25 +86,16 @@ class AddressTable:
 
     def take(self, order: np.ndarray) -> AddressTable:
         """Return a new table with the rows at the positions ORDER, in that order."""
-        rows = order.tolist()
-        addresses, records = self.addresses, self.records
-        return AddressTable(
-            [addresses[i] for i in rows],
-            [records[i] for i in rows],
-            self.is6[order],
-            self.hi[order],
-            self.lo[order],
-        )
+        return AddressTable(self.columns.take(order), self.is6[order], self.hi[order], self.lo[order])
 
     @classmethod
-    def from_records(cls, records: dict[str, Record]) -> AddressTable:
-        """Return the table of RECORDS in ascending address order (IPv4, then IPv6).
+    def from_columns(cls, columns: StatsColumns) -> AddressTable:
+        """Return the table of COLUMNS in ascending address order (IPv4, then IPv6).
 
-        Equal addresses spelled differently keep their order in RECORDS.
-        Raises ValueError naming the first key that is not an IP address.
+        Equal addresses spelled differently keep their order in COLUMNS.
+        Raises ValueError naming the first address that is not an IP address.
         """
-        addresses = list(records)
-        table = cls(addresses, list(records.values()), *_key_columns(addresses))
+        table = cls(columns, *_key_columns(columns.addresses))
         if _is_ascending(table.is6, table.hi, table.lo):
             return table  # stats files are written in address order
         return table.take(np.lexsort((table.lo, table.hi, table.is6)))

@@ -15,7 +15,8 @@ import sys
 from typing import IO
 
 from agent import __version__
-from agent.statsparse import StatsFormatError, read_stats
+from agent.statscols import read_columns
+from agent.statsparse import StatsFormatError
 from report.cache import Served, WebOptions, parse_hostport, serve
 from report.group import DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX, GroupingError, Report, make_report
 from report.render_html import cgi_response, error_html, render_fragment
@@ -84,7 +85,7 @@ def check_args(args: argparse.Namespace) -> WebOptions | None:
 
 def load_report(args: argparse.Namespace) -> Report:
     """Return the grouped report of the stats file; raises StatsFormatError, GroupingError."""
-    stats = read_stats(args.statsfile)
+    stats = read_columns(args.statsfile)
     return make_report(stats, args.by, args.v4_prefix, args.v6_prefix)
 
 

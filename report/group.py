@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from operator import attrgetter
 from typing import overload
 
 import numpy as np
 
+from agent.statscols import StatsColumns
 from agent.statsfile import Record, StatsFile
 from report.addresses import AddressTable, address_key, network_label, split_key
 from report.domains import DomainFinder, registrable_domain
@@ -32,11 +32,13 @@ __all__ = [
     "DEFAULT_V6_PREFIX",
     "Group",
     "GroupingError",
+    "TWO_CORE_ADDRESSES",
     "Member",
     "Report",
     "Totals",
     "address_key",
     "check_prefixes",
+    "chunk_groups",
     "make_report",
     "network_label",
     "registrable_domain",
@@ -46,6 +48,10 @@ __all__ = [
 #: Default prefix lengths of a group (DESIGN section 7).
 DEFAULT_V4_PREFIX = 24
 DEFAULT_V6_PREFIX = 64
+
+#: From this many addresses on, renderers format the second half of a
+#: report in a forked child (see agent.twocore).
+TWO_CORE_ADDRESSES = 100_000
 
 # Below this magnitude every sum of integral float64 values is exact, so any
 # summation order (numpy's reduceat adds pairwise) gives the sequential result.
@@ -73,7 +79,7 @@ class MemberView(Sequence[Member]):
         return self._stop - self._start
 
     def _member(self, row: int) -> Member:
-        return Member(self._table.addresses[row], self._table.key(row), self._table.records[row])
+        return Member(self._table.addresses[row], self._table.key(row), self._table.columns.record(row))
 
     @overload
     def __getitem__(self, index: int) -> Member: ...
@@ -139,9 +145,19 @@ class Group:
         return self.table.addresses[self.start:self.stop]
 
     @property
+    def names(self) -> list[Sequence[str]]:
+        """Return each address's names, in the order of `addresses` (read-only sequences)."""
+        return self.table.columns.names[self.start:self.stop]
+
+    def column(self, key: str) -> np.ndarray:
+        """Return the members' values of numeric KEY ("B", "R"...), in the order of `addresses`."""
+        return self.table.columns.column(key)[self.start:self.stop]
+
+    @property
     def records(self) -> list[Record]:
-        """Return the records, in the order of `addresses`."""
-        return self.table.records[self.start:self.stop]
+        """Return new Records of the members, in the order of `addresses` (one object each: slow)."""
+        columns = self.table.columns
+        return [columns.record(row) for row in range(self.start, self.stop)]
 
     @property
     def first_key(self) -> int:
@@ -168,9 +184,12 @@ class Totals:
 
 @dataclass(slots=True)
 class Report:
-    """The grouped, ordered report of one stats file, ready for any renderer."""
+    """The grouped, ordered report of one stats file, ready for any renderer.
 
-    stats: StatsFile
+    `stats` holds the file's header lines and source name (and its columns).
+    """
+
+    stats: StatsColumns
     by: str
     v4_prefix: int
     v6_prefix: int
@@ -218,7 +237,7 @@ def _prefix_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
 
 def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
     """Return the domain groups of an ascending TABLE (unnamed rows by prefix number RUNS)."""
-    firsts = [r.N[0] if r.N else "" for r in table.records]
+    firsts = [ns[0] if ns else "" for ns in table.columns.names]
     # Several addresses often share a name; each distinct name is judged once.
     names = list(dict.fromkeys(firsts))
     domain_names: list[str] = []
@@ -255,12 +274,14 @@ def _run_stops(starts: np.ndarray, n: int) -> np.ndarray:
     return np.append(starts[1:], n).astype(np.int64)
 
 
-def _float_column(records: list[Record], name: str) -> np.ndarray:
-    """Return the NAME values of RECORDS as float64 (an int beyond float range as +-inf)."""
+def _float_column(column: np.ndarray) -> np.ndarray:
+    """Return a numeric COLUMN as float64 (an int beyond float range as +-inf)."""
+    if column.dtype != object:
+        return column.astype(np.float64)
     try:
-        return np.fromiter(map(attrgetter(name), records), dtype=np.float64, count=len(records))
+        return column.astype(np.float64)
     except OverflowError:
-        return np.array([_to_float(v) for v in map(attrgetter(name), records)], dtype=np.float64)
+        return np.array([_to_float(v) for v in column.tolist()], dtype=np.float64)
 
 
 def _to_float(value: float) -> float:
@@ -292,18 +313,13 @@ def _group_sums(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> li
     return sums
 
 
-def _group_latest(records: list[Record], starts: np.ndarray, stops: np.ndarray) -> list[int]:
-    """Return the latest E of each slice (0 if none is later than 0)."""
+def _group_latest(column: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> list[int]:
+    """Return the latest value of the E COLUMN in each slice (0 if none is later than 0)."""
     if len(starts) == 0:
         return []
-    es = [r.E for r in records]
-    if set(map(type, es)) <= {int}:
-        try:
-            column = np.fromiter(es, dtype=np.int64, count=len(es))
-        except OverflowError:
-            pass
-        else:
-            return np.maximum(np.maximum.reduceat(column, starts), 0).tolist()
+    if column.dtype == np.int64:
+        return np.maximum(np.maximum.reduceat(column, starts), 0).tolist()
+    es = column.tolist()
     latest = []
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         e = 0
@@ -323,6 +339,20 @@ def _order(ws: list[float], first_rows: np.ndarray) -> list[int]:
     return sorted(range(len(ws)), key=lambda i: (-_rate(ws[i]), firsts[i]))
 
 
+def chunk_groups(groups: list[Group], addresses: int) -> Iterator[list[Group]]:
+    """Yield GROUPS in order, in runs of about ADDRESSES addresses (at least one group each)."""
+    chunk: list[Group] = []
+    size = 0
+    for group in groups:
+        chunk.append(group)
+        size += group.count
+        if size >= addresses:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
 def compute_totals(groups: list[Group]) -> Totals:
     """Return the totals over all GROUPS: sum(R)/60, sum(W)/3600, address and group counts."""
     r_sum = sum(g.R for g in groups)
@@ -332,12 +362,12 @@ def compute_totals(groups: list[Group]) -> Totals:
 
 
 def make_report(
-    stats: StatsFile,
+    stats: StatsColumns | StatsFile,
     by: str = "prefix",
     v4_prefix: int = DEFAULT_V4_PREFIX,
     v6_prefix: int = DEFAULT_V6_PREFIX,
 ) -> Report:
-    """Return the grouped and ordered Report of STATS.
+    """Return the grouped and ordered Report of STATS (columns, or a StatsFile of Records).
 
     Raises GroupingError for a bad prefix length or grouping, ValueError for a
     record key that is not an IP address.
@@ -345,17 +375,18 @@ def make_report(
     if by not in ("prefix", "domain"):
         raise GroupingError(f"unknown grouping {by!r} (prefix or domain)")
     check_prefixes(v4_prefix, v6_prefix)
-    table = AddressTable.from_records(stats.records)
+    columns = stats if isinstance(stats, StatsColumns) else StatsColumns.from_statsfile(stats)
+    table = AddressTable.from_columns(columns)
     runs = table.prefix_runs(v4_prefix, v6_prefix)
     slices = _prefix_slices(table, runs) if by == "prefix" else _domain_slices(table, runs)
     grouped, starts, stops = slices.table, slices.starts, slices.stops
-    rs = _group_sums(_float_column(grouped.records, "R"), starts, stops)
-    ws = _group_sums(_float_column(grouped.records, "W"), starts, stops)
-    es = _group_latest(grouped.records, starts, stops)
+    rs = _group_sums(_float_column(grouped.columns.R), starts, stops)
+    ws = _group_sums(_float_column(grouped.columns.W), starts, stops)
+    es = _group_latest(grouped.columns.E, starts, stops)
     domains, prefixes = slices.domains, (v4_prefix, v6_prefix)
     start_rows, stop_rows = starts.tolist(), stops.tolist()
     groups = [
         Group(domains[i], grouped, start_rows[i], stop_rows[i], rs[i], ws[i], es[i], prefixes)
         for i in _order(ws, slices.first_rows)
     ]
-    return Report(stats, by, v4_prefix, v6_prefix, groups, compute_totals(groups))
+    return Report(columns, by, v4_prefix, v6_prefix, groups, compute_totals(groups))

@@ -11,11 +11,14 @@ import json
 import math
 import re
 from collections.abc import Iterator
-from operator import attrgetter
 from typing import IO, Any
 
+import numpy as np
+
+from agent.statscols import StatsColumns
 from agent.statsfile import Record
-from report.group import Group, Member, Report
+from agent.twocore import map_in_halves
+from report.group import TWO_CORE_ADDRESSES, Group, Member, Report, chunk_groups
 
 SCHEMA = "ncs-report/1"
 
@@ -93,60 +96,75 @@ class _PerMinute(dict):
 
 _PER_MINUTE = _PerMinute()
 
+#: The numeric columns an address object shows.
+_SHOWN = ("B", "C", "E", "S", "R", "W")
 
-def _plain_addresses(addresses: list[str], records: list[Record]) -> str:
-    """Return the address objects of a group whose names need no escaping, comma-separated.
+
+def _plain_objects(columns: StatsColumns, rows: slice | np.ndarray) -> list[str]:
+    """Return the JSON objects of ROWS of COLUMNS (a slice, or an array of row numbers).
 
     Numbers are formatted by the f-string (str() of an int or a float is the
-    JSON text); the caller checks the result for a non-finite number.
+    JSON text); names are written as they are.  The caller makes sure that
+    no name needs escaping and checks the result for a non-finite number.
     """
+    if isinstance(rows, slice):
+        addresses, names = columns.addresses[rows], columns.names[rows]
+    else:
+        at = rows.tolist()
+        addresses = [columns.addresses[i] for i in at]
+        names = [columns.names[i] for i in at]
+    bs, cs, es, ss, rs, ws = (columns.column(k)[rows].tolist() for k in _SHOWN)
     join, q, nothing, per_minute = _QUOTED_COMMA.join, '"', "", _PER_MINUTE
-    return ",".join([
-        f'{{"address":"{a}","names":[{q + join(r.N) + q if r.N else nothing}],'
-        f'"hits_per_minute":{per_minute[r.R]},"bytes_per_second":{r.W / 3600},'
-        f'"hits_per_hour":{r.R},"bytes_per_hour":{r.W},'
-        f'"last_contact":{r.E},"bytes":{r.B},"hits":{r.C},"start":{r.S}}}'
-        for a, r in zip(addresses, records, strict=True)
-    ])
+    return [
+        f'{{"address":"{a}","names":[{q + join(ns) + q if ns else nothing}],'
+        f'"hits_per_minute":{per_minute[r]},"bytes_per_second":{w / 3600},'
+        f'"hits_per_hour":{r},"bytes_per_hour":{w},'
+        f'"last_contact":{e},"bytes":{b},"hits":{c},"start":{s}}}'
+        for a, ns, b, c, e, s, r, w in zip(addresses, names, bs, cs, es, ss, rs, ws, strict=True)
+    ]
 
 
-def plain_records(records: list[Record]) -> bool:
-    """Return whether all RECORDS have int numbers only and names that need no escaping.
+def _plain_addresses(group: Group) -> str:
+    """Return the address objects of a group whose names need no escaping, comma-separated."""
+    return ",".join(_plain_objects(group.table.columns, slice(group.start, group.stop)))
+
+
+def plain_columns(columns: StatsColumns) -> bool:
+    """Return whether all shown COLUMNS are int64 and no name needs escaping.
 
     True lets every group take the fast path unchecked (see `addresses_text`).
     """
-    for name in ("B", "C", "E", "S", "R", "W"):
-        if set(map(type, map(attrgetter(name), records))) - {int}:
-            return False
-    names = "".join([n for r in records for n in r.N])
+    if not columns.all_int64(_SHOWN):
+        return False
+    names = "".join([n for ns in columns.names for n in ns])
     return not _UNSAFE_NAME_CHARS.search(names)
 
 
-def addresses_text(addresses: list[str], records: list[Record], plain: bool = False) -> str:
-    """Return the JSON objects of ADDRESSES (with their RECORDS), comma-separated.
+def addresses_text(group: Group, plain: bool = False) -> str:
+    """Return the JSON objects of GROUP's addresses, comma-separated.
 
-    PLAIN (from `plain_records`) skips the checks that choose the fast path.
+    PLAIN (from `plain_columns`) skips the checks that choose the fast path.
     """
     if plain:
-        return _plain_addresses(addresses, records)
-    names = "".join([n for r in records for n in r.N])
+        return _plain_addresses(group)
+    names = "".join([n for ns in group.names for n in ns])
     if not _UNSAFE_NAME_CHARS.search(names):
         try:
-            text = _plain_addresses(addresses, records)
+            text = _plain_addresses(group)
         except OverflowError:
             text = "inf"  # an int too large for a float: the checked path writes null
         # A non-finite number prints as inf or nan; such a group takes the
         # slow path, which writes null (names with "inf" only cost time).
         if "inf" not in text and "nan" not in text:
             return text
-    return ",".join([_address_object(a, r) for a, r in zip(addresses, records, strict=True)])
+    return ",".join([_address_object(a, r) for a, r in zip(group.addresses, group.records, strict=True)])
 
 
 def group_text(group: Group, plain: bool = False) -> str:
     """Return the JSON object of one group with all its addresses (PLAIN: see addresses_text)."""
     if plain and math.isfinite(group.R) and math.isfinite(group.W):
         try:
-            return _plain_group_text(group)
+            return _plain_group_text(group, _plain_addresses(group))
         except OverflowError:
             pass  # an int too large for a float: the checked path writes null
     label = group.label
@@ -157,24 +175,51 @@ def group_text(group: Group, plain: bool = False) -> str:
         f'"hits_per_minute":{_rate(group.R, 60)},"bytes_per_second":{_rate(group.W, 3600)},'
         f'"hits_per_hour":{_num(group.R)},"bytes_per_hour":{_num(group.W)},'
         f'"last_contact":{_num(group.E)},"count":{group.count},'
-        f'"addresses":[{addresses_text(group.addresses, group.records)}]}}'
+        f'"addresses":[{addresses_text(group)}]}}'
     )
 
 
-def _plain_group_text(group: Group) -> str:
-    """Return the JSON object of a group of `plain_records` with finite sums, unchecked.
+def _plain_group_text(group: Group, addresses: str) -> str:
+    """Return the JSON object of a group of `plain_columns` with finite sums, unchecked.
 
-    Sums of ints are finite floats here and E is an int, so str() of every
-    number is its JSON text; a label is a network or a checked host name.
-    Raises OverflowError for an int too large for a float.
+    ADDRESSES is the group's address objects, comma-separated.  Sums of ints
+    are finite floats here and E is an int, so str() of every number is its
+    JSON text; a label is a network or a checked host name.  Raises
+    OverflowError for an int too large for a float.
     """
     return (
         f'{{"key":"{group.label}","kind":"{group.kind}",'
         f'"hits_per_minute":{group.R / 60},"bytes_per_second":{group.W / 3600},'
         f'"hits_per_hour":{group.R},"bytes_per_hour":{group.W},'
         f'"last_contact":{group.E},"count":{group.count},'
-        f'"addresses":[{_plain_addresses(group.addresses, group.records)}]}}'
+        f'"addresses":[{addresses}]}}'
     )
+
+
+def _plain_chunk(groups: list[Group]) -> list[str]:
+    """Return the JSON objects of GROUPS (all of one report of `plain_columns`), in order.
+
+    The addresses of all the groups are formatted in one pass over their
+    rows: per-group work is what makes a report of many small groups slow.
+    """
+    table = groups[0].table
+    counts = np.array([g.count for g in groups], dtype=np.int64)
+    starts = np.array([g.start for g in groups], dtype=np.int64)
+    ends = np.cumsum(counts)
+    # Row numbers of every group, one group after the other.
+    rows = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
+    objects = _plain_objects(table.columns, rows)
+    texts = []
+    for group, stop in zip(groups, ends.tolist(), strict=True):
+        addresses = ",".join(objects[stop - group.count:stop])
+        if math.isfinite(group.R) and math.isfinite(group.W):
+            try:
+                texts.append(_plain_group_text(group, addresses))
+                continue
+            except OverflowError:
+                pass  # an int too large for a float: the checked path writes null
+        texts.append(group_text(group))
+    return texts
 
 
 def iter_json(report: Report) -> Iterator[str]:
@@ -196,17 +241,21 @@ def iter_json(report: Report) -> Iterator[str]:
     }
     yield dumps(head)[:-1] + ',"groups":['
     groups = report.groups
-    plain = bool(groups) and plain_records(groups[0].table.records)
-    chunk: list[str] = []
-    size = 0
-    for i, group in enumerate(groups):
-        chunk.append(("," if i else "") + "\n" + group_text(group, plain))
-        size += group.count
-        if size >= _CHUNK_ADDRESSES:
-            yield "".join(chunk)
-            chunk.clear()
-            size = 0
-    yield "".join(chunk) + "\n]}\n"
+    plain = bool(groups) and plain_columns(report.stats)
+    render = _plain_chunk_text if plain else _checked_chunk_text
+    chunks = list(chunk_groups(groups, _CHUNK_ADDRESSES))
+    fork = report.totals.addresses >= TWO_CORE_ADDRESSES
+    for i, text in enumerate(map_in_halves(render, chunks, fork)):
+        yield ("," if i else "") + "\n" + text
+    yield "\n]}\n"
+
+
+def _plain_chunk_text(groups: list[Group]) -> str:
+    return ",\n".join(_plain_chunk(groups))
+
+
+def _checked_chunk_text(groups: list[Group]) -> str:
+    return ",\n".join(group_text(g) for g in groups)
 
 
 def render_json(report: Report) -> str:

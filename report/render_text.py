@@ -8,11 +8,12 @@ sprintf formats of the original, and Python's %.0f rounds exactly like C's.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
+from agent.twocore import map_in_halves
 from report.display import clean_line, clean_name, contact_time, grouping_title
-from report.group import Group, Report
+from report.group import TWO_CORE_ADDRESSES, Group, Report, chunk_groups
 
 #: About how many addresses go into one chunk written to the output.
 _CHUNK_ADDRESSES = 16384
@@ -21,7 +22,7 @@ _CHUNK_ADDRESSES = 16384
 TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast contact time\n\n"
 
 
-def address_line(address: str, names: list[str]) -> str:
+def address_line(address: str, names: Sequence[str]) -> str:
     """Return "ADDR<TAB>name1<NL><TAB><TAB>name2...<NL>"; an unnamed address is "ADDR<TAB><NL>"."""
     return address + "\t" + "\n\t\t".join(clean_name(n) for n in names) + "\n"
 
@@ -43,7 +44,7 @@ _NAME_SEPARATOR = "\n\t\t"
 def group_lines(group: Group) -> str:
     """Return the address lines of GROUP followed by its summary line."""
     addresses = group.addresses
-    names = [r.N for r in group.records]
+    names = group.names
     if "".join([n for ns in names for n in ns]).isprintable():
         # Common case: no name needs cleaning; one comprehension for the group.
         join = _NAME_SEPARATOR.join
@@ -54,20 +55,17 @@ def group_lines(group: Group) -> str:
     return "".join(lines)
 
 
+def _chunk_text(groups: list[Group]) -> str:
+    return "".join(map(group_lines, groups))
+
+
 def iter_text(report: Report) -> Iterator[str]:
     """Yield the classic report in chunks of many groups."""
     head = "".join(f"# {clean_line(line)}\n" for line in report.stats.header)
     yield head + "\n" + f"Composite report, {grouping_title(report)} ordered by BANDWIDTH\n" + TITLE
-    chunk: list[str] = []
-    size = 0
-    for group in report.groups:
-        chunk.append(group_lines(group))
-        size += group.count
-        if size >= _CHUNK_ADDRESSES:
-            yield "".join(chunk)
-            chunk.clear()
-            size = 0
-    yield "".join(chunk)
+    chunks = list(chunk_groups(report.groups, _CHUNK_ADDRESSES))
+    fork = report.totals.addresses >= TWO_CORE_ADDRESSES
+    yield from map_in_halves(_chunk_text, chunks, fork)
     t = report.totals
     yield (
         TITLE

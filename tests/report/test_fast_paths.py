@@ -23,7 +23,7 @@ from report.render_json import (
     _address_object,
     addresses_text,
     group_text,
-    plain_records,
+    plain_columns,
     render_json,
 )
 from report.render_text import address_line, group_lines, summary_line
@@ -165,13 +165,44 @@ def test_domain_finder_matches_the_public_suffix_list() -> None:
 def test_fast_json_and_text_match_the_per_address_path(rows) -> None:
     addresses = [f"198.51.100.{i}" for i in range(len(rows))]
     records = [Record(B=1, C=2, E=NOW, S=NOW - 9, R=r, W=w, N=n) for n, r, w in rows]
-    fast = addresses_text(addresses, records)
-    assert fast == ",".join(_address_object(a, r) for a, r in zip(addresses, records, strict=True))
-    json.loads("[" + fast + "]")  # valid JSON: non-finite numbers became null
     report = make_report(StatsFile([], dict(zip(addresses, records, strict=True)), "m"))
     for group in report.groups:
+        slow = ",".join(_address_object(a, r) for a, r in zip(group.addresses, group.records, strict=True))
+        fast = addresses_text(group)
+        assert fast == slow
+        json.loads("[" + fast + "]")  # valid JSON: non-finite numbers became null
         plain = "".join(address_line(a, r.N) for a, r in zip(group.addresses, group.records, strict=True))
         assert group_lines(group) == plain + summary_line(group)
     json.loads(render_json(report))
-    if plain_records(records):
+    if plain_columns(report.stats):
         assert [group_text(g, True) for g in report.groups] == [group_text(g) for g in report.groups]
+
+
+def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
+    from report import render_json as rj
+    from report import render_text as rt
+    from report.render_text import render_text
+
+    rng = random.Random(8)
+    records = {f"198.51.{100 + i % 4}.{i // 4}": Record(
+        B=rng.randrange(10**6), C=rng.randrange(99), E=NOW - i, S=NOW - 999, R=rng.randrange(10**5),
+        W=rng.randrange(10**8), N=[rng.choice(TRICKY_NAMES[:12])] if i % 2 else []) for i in range(1000)}
+    records["2001:db8::5"] = Record(R=1.5, W=math.inf, E=NOW, N=["q\"uote.example"])  # checked path
+    for by in ("prefix", "domain"):
+        report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem"), by)
+        serial = (render_json(report), render_text(report))
+        pids = []
+        for module in (rj, rt):
+            monkeypatch.setattr(module, "TWO_CORE_ADDRESSES", 1)
+            monkeypatch.setattr(module, "_CHUNK_ADDRESSES", 50)
+            real = module.map_in_halves
+
+            def spy(func, items, fork, real=real, pids=pids):
+                pids.append(fork and len(items))
+                return real(func, items, fork)
+
+            monkeypatch.setattr(module, "map_in_halves", spy)
+        assert (render_json(report), render_text(report)) == serial
+        assert len(pids) == 2 and all(n and n > 2 for n in pids)
+        json.loads(serial[0])
+        monkeypatch.undo()

@@ -1,0 +1,146 @@
+"""The column reader agrees with the parser on every input: same values, same types, same errors."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent import statscols
+from agent.statscols import StatsColumns, columns_from_text, read_columns
+from agent.statsfile import Record, StatsFile, iter_stats_text, sorted_records
+from agent.statsparse import StatsFormatError, parse_stats
+from tests.agent.test_statsparse import ORIGINAL_AGENT_FILE, ORIGINAL_AGENT_RECORDS
+
+addresses = st.one_of(
+    st.integers(0, 2**32 - 1).map(lambda v: str(ipaddress.IPv4Address(v))),
+    st.integers(0, 2**128 - 1).map(lambda v: ipaddress.IPv6Address(v).compressed),
+)
+names = st.lists(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=10),
+                 max_size=3)
+# Up to 2**70: values beyond int64 must come back exact, as Python ints.
+big = st.integers(0, 10**9) | st.integers(0, 2**70)
+records = st.builds(Record, B=big, C=big, E=st.integers(0, 2**33), S=st.integers(0, 2**33),
+                    R=big, W=big, T=st.integers(0, 2**33), N=names)
+
+
+def text_of(recs: dict[str, Record]) -> str:
+    return "".join(iter_stats_text(["ncs version 1.0.0", "start:\t1,\tx"], sorted_records(recs)))
+
+
+def assert_same(text: str) -> StatsColumns | None:
+    """Columns of TEXT must hold exactly what the parser reads, or fail with its error."""
+    try:
+        want = parse_stats(text, "f")
+    except StatsFormatError as err:
+        with pytest.raises(StatsFormatError) as got:
+            columns_from_text(text, "f")
+        assert str(got.value) == str(err)
+        return None
+    columns = columns_from_text(text, "f")
+    got = columns.to_statsfile()
+    assert (got.header, got.source) == (want.header, want.source)
+    assert list(got.records) == list(want.records)
+    assert got.records == want.records
+    for address, rec in want.records.items():  # same types too: 5 and 5.0 print differently
+        back = got.records[address]
+        assert [type(getattr(back, k)) for k in "BCESRWT"] == [type(getattr(rec, k)) for k in "BCESRWT"]
+    return columns
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(addresses, records, max_size=40))
+def test_written_files_read_the_same(recs) -> None:
+    columns = assert_same(text_of(recs))
+    assert columns is not None and len(columns) == len(recs)
+    # int64 exactly when every value of the column fits
+    for key in "BCR":
+        fits = all(getattr(r, key) < 2**63 for r in recs.values())
+        assert (columns.column(key).dtype == np.int64) == fits
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(addresses, records, min_size=1, max_size=8), st.randoms(use_true_random=False))
+def test_damaged_files_give_the_parsers_answer(recs, rnd: random.Random) -> None:
+    data = list(text_of(recs))
+    for _ in range(rnd.randint(1, 3)):
+        op = rnd.choice(("flip", "cut", "insert"))
+        at = rnd.randrange(len(data))
+        if op == "flip":
+            data[at] = rnd.choice("0123456789-'\\\t ,{}[]=>x\n")
+        elif op == "cut":
+            del data[at:at + rnd.randint(1, 5)]
+        else:
+            data[at:at] = rnd.choice(["0", "-", "'", "\n", "\t", "  "])
+    assert_same("".join(data))
+
+
+@pytest.mark.parametrize("change", [
+    ("B\t=> 5,", "B\t=> 05,"),  # octal to Perl: the parser rejects it
+    ("C\t=> 7,", "C\t=> -7,"),  # negative
+    ("W\t=> 3,", "W\t=> 9223372036854775807,"),  # the int64 limit itself
+    ("W\t=> 3,", "W\t=> -9223372036854775809,"),  # one below int64
+    ("'198.51.100.7'", "'198.51.100.07'"),  # not an address the parser accepts
+    ("N\t=> ['a.example',]", "N\t=> ['a.example']"),  # list without the trailing comma
+    ("N\t=> ['a.example',]", "N\t=> ['a\\\\b\\'c','d\\e',]"),  # escapes, and a literal backslash
+    ("'2001:db8::1'", "'198.51.100.7'"),  # a duplicate address
+    ("R\t=> 2,", "R\t=> 2.5,"),  # a float: the general parser's job
+])
+def test_hand_made_variants(change) -> None:
+    rec = Record(B=5, C=7, E=9, S=1, R=2, W=3, T=4, N=["a.example"])
+    text = text_of({"198.51.100.7": rec, "2001:db8::1": Record(B=1)})
+    assert change[0] in text
+    assert_same(text.replace(change[0], change[1], 1))
+
+
+def test_other_dialects_and_empty_files() -> None:
+    columns = assert_same(ORIGINAL_AGENT_FILE)
+    assert columns is not None and columns.to_statsfile().records == ORIGINAL_AGENT_RECORDS
+    dumper = "$VAR1 = { '198.51.100.9' => { 'B' => '240', 'R' => '723.5', 'N' => [ 'a' ] } };\n"
+    columns = assert_same(dumper)
+    assert columns is not None and columns.R.dtype == object and columns.value("R", 0) == 723.5
+    assert len(assert_same("") or []) == 0
+    assert_same("\n# ncs version 1.0.0\n")  # a header without a table: truncated
+
+
+def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_path: Path) -> None:
+    rng = random.Random(3)
+    recs = {str(ipaddress.IPv4Address(rng.getrandbits(32))): Record(
+        B=rng.randrange(10**6), C=rng.randrange(999), E=rng.randrange(2**31), S=5,
+        R=rng.randrange(10**6), W=rng.randrange(10**9), T=0,
+        N=[f"h{i}.example.com"] if i % 3 else []) for i in range(3000)}
+    path = tmp_path / "big.stats"
+    path.write_text(text_of(recs))
+    one = read_columns(str(path))
+    monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 1000)
+    forked: list[int] = []
+    real = statscols.ForkedCall
+
+    def spy(func):
+        forked.append(1)
+        return real(func)
+
+    monkeypatch.setattr(statscols, "ForkedCall", spy)
+    two = read_columns(str(path))
+    assert forked, "the two-core path was not taken"
+    assert two.to_statsfile() == one.to_statsfile() == StatsFile(one.header, dict(sorted_records(recs)), str(path))
+    # A damaged record in the second half: the parser's error, naming its line.
+    text = path.read_text()
+    lines = text.split("\n")
+    bad = len(lines) * 3 // 4
+    while not lines[bad].startswith("\t\tC\t=> "):
+        bad += 1
+    lines[bad] = "\t\tC\t=> x,"
+    path.write_text("\n".join(lines))
+    with pytest.raises(StatsFormatError, match=rf"^{path}:{bad + 1}: "):
+        read_columns(str(path))
+
+
+def test_unreadable_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(StatsFormatError, match=rf"^{tmp_path / 'missing'}: cannot read: "):
+        read_columns(str(tmp_path / "missing"))
