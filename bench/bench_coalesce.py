@@ -12,8 +12,9 @@ Target: merge >= 500k records/s.
 
 Fetch (root, needs namespaces and sshd): HOSTS namespace hosts, each with its
 own sshd serving a stats file of --host-records records; fetches every host
-alone, then all with jobs=HOSTS, and prints seconds per host and the ratio of
-the concurrent total to the slowest single host.  Target: ratio <= 2.
+alone, then all with jobs=HOSTS, and prints seconds per host with where they
+went (connect, transfer, parse) and the ratio of the concurrent total to the
+slowest single host.  Target: ratio <= 2.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from agent.statsfile import Record, sorted_records, write_atomic  # noqa: E402
 from agent.statsparse import read_stats  # noqa: E402
 from coalesce.inventory import HostSpec  # noqa: E402
 from coalesce.merge import Source, composite_header, merge_into, paused_gc  # noqa: E402
-from coalesce.sshfetch import fetch_all, fetch_host  # noqa: E402
+from coalesce.sshfetch import FetchResult, fetch_all, fetch_host  # noqa: E402
 
 START = 1_700_000_000
 NAMES = [f"host{i}.example{i % 50}.com" for i in range(500)]
@@ -164,6 +165,14 @@ def bench_fetch(hosts: int, sizes: list[int]) -> None:
             lab.teardown()
 
 
+def stage_text(result: FetchResult) -> str:
+    """Return 'connect X, transfer Y, parse Z' for a successful fetch."""
+    st = result.stages
+    if st is None:
+        return "no breakdown"
+    return f"connect {st.connect:.2f}, transfer {st.transfer:.2f}, parse {st.parse:.2f}"
+
+
 def fetch_round(base: Path, servers: list, identity: str, known: str, records: int) -> None:
     """Fetch a stats file of RECORDS records from every server: each alone, then all at once."""
     specs = []
@@ -176,19 +185,21 @@ def fetch_round(base: Path, servers: list, identity: str, known: str, records: i
                               ssh_config=None, timeout=120, command=f"cat {stats}"))
     hosts = len(specs)
     size = os.path.getsize(base / f"h0-{records}.stats")
-    print(f"fetch: {hosts} namespace hosts, {records} records ({size / 2**20:.1f} MiB) each")
+    print(f"fetch: {hosts} namespace hosts, {records} records ({size / 2**20:.1f} MiB) each"
+          f"  [load average {os.getloadavg()[0]:.2f}]")
     singles = []
     for spec in specs:
         result = fetch_host(spec)
         assert result.ok, result.reason
         singles.append(result.seconds)
-        print(f"  {spec.name} alone   {result.seconds:6.2f} s (connect, fetch, parse)")
+        print(f"  {spec.name} alone   {result.seconds:6.2f} s  ({stage_text(result)})")
     t0 = time.perf_counter()
     results = fetch_all(specs, hosts)
     total = time.perf_counter() - t0
     assert all(r.ok for r in results), [r.reason for r in results]
-    print(f"  all {hosts} with jobs={hosts}: {total:6.2f} s  "
-          f"per host {', '.join(f'{r.seconds:.2f}' for r in results)} s")
+    print(f"  all {hosts} with jobs={hosts}: {total:6.2f} s")
+    for r in results:
+        print(f"    {r.name} {r.seconds:6.2f} s  ({stage_text(r)})")
     print(f"  ratio total / slowest single host: {total / max(singles):.2f} (target <= 2)")
 
 

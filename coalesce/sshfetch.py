@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import getpass
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import paramiko
 from paramiko.ssh_exception import (
@@ -27,12 +30,30 @@ from coalesce.inventory import HostSpec
 _POLL_SECONDS = 0.2
 _READ_CHUNK = 1 << 20
 
+#: Ciphers tried first.  AES-GCM is one AEAD pass (AES-NI and carry-less
+#: multiply in OpenSSL) where AES-CTR needs a separate HMAC-SHA2 pass over
+#: every packet, on both ends; sshd's share of a transfer is what the remote
+#: host (or, in tests, this machine) pays.  Every cipher paramiko has stays
+#: allowed after these, for servers that lack GCM.
+_PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+
 # One lock for every thread that appends to a known_hosts file (accept-new).
 _known_hosts_lock = threading.Lock()
 
 
 class FetchError(Exception):
     """Fetching a host failed; str() is the one-line reason shown in the summary."""
+
+
+class StageTimes(NamedTuple):
+    """Where the seconds of one successful fetch went (shown by bench/bench_coalesce.py)."""
+
+    #: TCP connect, SSH handshake, host key check and authentication.
+    connect: float
+    #: The remote command (or exec + SFTP read), until its last byte arrived.
+    transfer: float
+    #: Decoding and parsing what arrived.
+    parse: float
 
 
 @dataclass(frozen=True)
@@ -43,6 +64,7 @@ class FetchResult:
     stats: StatsFile | None
     reason: str | None
     seconds: float
+    stages: StageTimes | None = None
 
     @property
     def ok(self) -> bool:
@@ -122,6 +144,8 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
         with _known_hosts_lock:
             os.makedirs(os.path.dirname(self.known_hosts) or ".", exist_ok=True)
             with open(self.known_hosts, "a", encoding="ascii") as f:
+                # the thread lock does not cover another ncs-coalesce run adding to the same file
+                fcntl.flock(f, fcntl.LOCK_EX)
                 f.write(line)
 
 
@@ -188,6 +212,28 @@ class _Watchdog:
         self._timer.cancel()
 
 
+def _make_transport(sock, **kwargs) -> paramiko.Transport:
+    """Return a paramiko Transport for SOCK with Nagle off and AES-GCM preferred.
+
+    Passed to SSHClient.connect as its transport factory; KWARGS are the
+    ones SSHClient gives (disabled_algorithms).  The channel window stays
+    paramiko's 2 MiB: 4 and 16 MiB were measured to cost sshd 1.3-3 times
+    the CPU per transfer (it buffers and shifts far more data when this
+    side reads slowly), and 0.5-1 MiB saved nothing.
+    """
+    if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        # paramiko leaves Nagle on: a small request (channel open, exec) sent
+        # while an earlier segment is unacknowledged then waits for the
+        # peer's delayed ACK, about 40 ms per round on Linux.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    transport = paramiko.Transport(sock, **kwargs)
+    options = transport.get_security_options()
+    available = options.ciphers
+    options.ciphers = tuple(c for c in _PREFERRED_CIPHERS if c in available) + tuple(
+        c for c in available if c not in _PREFERRED_CIPHERS)
+    return transport
+
+
 def _connect(client: paramiko.SSHClient, spec: HostSpec, ep: Endpoint) -> None:
     """Open the SSH connection and authenticate; raises FetchError with the reason."""
     where = f"{ep.hostname} port {ep.port}"
@@ -198,6 +244,7 @@ def _connect(client: paramiko.SSHClient, spec: HostSpec, ep: Endpoint) -> None:
             key_filename=list(ep.key_files) or None,
             look_for_keys=not ep.key_files, allow_agent=spec.ssh_agent,
             timeout=t, banner_timeout=t, auth_timeout=t, channel_timeout=t,
+            transport_factory=_make_transport,
         )
     except NoValidConnectionsError as err:
         reasons = {os.strerror(e.errno) if getattr(e, "errno", None) else str(e)
@@ -297,12 +344,13 @@ def sftp_fetch(client: paramiko.SSHClient, path: str, dog: _Watchdog, max_size: 
     return data
 
 
-def fetch_bytes(spec: HostSpec) -> bytes:
+def fetch_bytes(spec: HostSpec, on_connected: Callable[[], None] | None = None) -> bytes:
     """Connect to SPEC's host and return the raw stats file it delivers.
 
     Dump hosts run `command` and deliver its stdout; legacy hosts run `exec`
     (if set) and deliver the file `fetch` read over SFTP.  One connection,
-    closed before returning.  Raises FetchError with a one-line reason.
+    closed before returning.  ON_CONNECTED is called once logged in.
+    Raises FetchError with a one-line reason.
     """
     ep = resolve_endpoint(spec)
     client = _make_client(spec, ep)
@@ -311,6 +359,8 @@ def fetch_bytes(spec: HostSpec) -> bytes:
         try:
             _connect(client, spec, ep)
             dog.check()
+            if on_connected:
+                on_connected()
             if spec.legacy:
                 if spec.exec:
                     stage = f"running {spec.exec!r}"
@@ -345,16 +395,24 @@ def parse_fetched(name: str, data: bytes, what: str) -> StatsFile:
 
 def fetch_host(spec: HostSpec) -> FetchResult:
     """Fetch and parse one host's stats; never raises, failures come back with a reason."""
-    started = time.monotonic()
+    started = connected = time.monotonic()
+
+    def mark_connected() -> None:
+        nonlocal connected
+        connected = time.monotonic()
+
     try:
-        data = fetch_bytes(spec)
+        data = fetch_bytes(spec, mark_connected)
+        fetched = time.monotonic()
         stats = parse_fetched(spec.name, data, spec.fetch or "stdout")
     except FetchError as err:
         return FetchResult(spec.name, None, str(err), time.monotonic() - started)
     except Exception as err:  # a bug or an unforeseen library error must not sink the run
         return FetchResult(spec.name, None, f"unexpected error: {type(err).__name__}: {err}",
                            time.monotonic() - started)
-    return FetchResult(spec.name, stats, None, time.monotonic() - started)
+    done = time.monotonic()
+    return FetchResult(spec.name, stats, None, done - started,
+                       StageTimes(connected - started, fetched - connected, done - fetched))
 
 
 def fetch_all(specs: Sequence[HostSpec], jobs: int,
@@ -366,8 +424,8 @@ def fetch_all(specs: Sequence[HostSpec], jobs: int,
     display).  Returns the results in SPECS' order, whatever order they
     finished in.  Waiting (connect, remote dump, transfer) overlaps fully;
     parsing is Python and shares the GIL, so very big tables parse one at a
-    time (a process pool was measured slower here: shipping the parsed table
-    back costs about as much as parsing it).
+    time (worker processes that parse on other cores were built and measured
+    slower on two cores; see docs/coalesce.md).
     """
     def work(spec: HostSpec) -> FetchResult:
         if on_start:

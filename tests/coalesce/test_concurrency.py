@@ -58,6 +58,9 @@ def test_bound_holds_and_time_scales(fleet: Fleet, tmp_path: Path):
     total = time.monotonic() - started
     assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
     assert [r.name for r in results] == [h.name for h in inv.hosts]
+    for r in results:  # the remote command's sleep is in the transfer, and the stages add up
+        assert r.stages.connect > 0 and r.stages.transfer >= SLEEP and r.stages.parse > 0, r
+        assert abs(sum(r.stages) - r.seconds) < 0.01, r
 
     peak = _max_overlap(log)
     assert peak <= JOBS, f"{peak} commands ran at once with jobs={JOBS}"
