@@ -24,6 +24,7 @@ import numpy as np
 
 from agent.statscols import StatsColumns
 from agent.statsfile import Record, StatsFile
+from agent.twocore import map_in_halves
 from report.addresses import AddressTable, address_key, network_label, split_key
 from report.domains import DomainFinder, registrable_domain
 
@@ -243,7 +244,7 @@ def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
     domain_names: list[str] = []
     domain_code: dict[str, int] = {}
     name_code: dict[str, int] = {}
-    for name, domain in zip(names, DomainFinder().domains(names), strict=True):
+    for name, domain in zip(names, _registrable_domains(names), strict=True):
         if domain is None:
             name_code[name] = -1
             continue
@@ -260,6 +261,17 @@ def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
     first_codes = sorted_codes[starts].tolist()
     domains = [domain_names[c] if c < len(domain_names) else None for c in first_codes]
     return _Slices(table.take(order), starts, _run_stops(starts, len(table)), order[starts], domains)
+
+
+def _registrable_domains(names: list[str]) -> list[str | None]:
+    """Return `registrable_domain` of every name; a long list is judged on two cores."""
+    if len(names) < TWO_CORE_ADDRESSES:
+        return DomainFinder().domains(names)
+    half = len(names) // 2
+    # Each half keeps its own memo of parent domains: a parent met in both
+    # halves is looked up twice, which costs far less than a second core saves.
+    halves = [names[:half], names[half:]]
+    return [d for part in map_in_halves(lambda ns: DomainFinder().domains(ns), halves) for d in part]
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:

@@ -206,3 +206,15 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
         assert len(pids) == 2 and all(n and n > 2 for n in pids)
         json.loads(serial[0])
         monkeypatch.undo()
+    # Domains judged in two halves (one in a child) group exactly as in one.
+    from report import group as group_module
+
+    stats = StatsFile(["ncs version 1.0.0"], records, "mem")
+    serial_groups = actual_groups(records, "domain", 24, 64)
+    monkeypatch.setattr(group_module, "TWO_CORE_ADDRESSES", 2)
+    halves = []
+    real_map = group_module.map_in_halves
+    monkeypatch.setattr(group_module, "map_in_halves",
+                        lambda f, items: halves.append(len(items)) or real_map(f, items))
+    assert actual_groups(records, "domain", 24, 64) == serial_groups
+    assert halves == [2] and len(make_report(stats, "domain").groups) == len(serial_groups)
