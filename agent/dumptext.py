@@ -1,15 +1,21 @@
 """The record blocks of a stats file for a whole table, formatted with numpy.
 
 A dump of a million records must not take seconds, so instead of one Python
-format per record, each chunk of rows is laid out as a 2-D byte array: fixed
-text columns, numbers as fixed-width digit columns with their leading zeros
-marked as holes, then the holes are squeezed out in one pass.  Only names
-(which need Perl quoting) are spliced in per record.  The output is byte for
-byte what agent.statsfile.format_record writes; a test holds them together.
+format per record, each chunk of rows is laid out as a 2-D array of 4-byte
+cells.  A template row, made once per chunk, holds the fixed text and every
+field that has one value throughout the chunk (S always; T, R and W often),
+padded with hole bytes so that each varying field starts on a cell boundary.
+The template is copied to every row, the varying fields (address, B, C, E...)
+are written into their cells from lookup tables of four-character digit
+groups, whose leading zeros are holes, and the holes are squeezed out in one
+pass.  Only names (which need Perl quoting) are spliced in per record.  The
+output is byte for byte what agent.statsfile.format_record writes; a test
+holds them together.
 """
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Iterator
 
 import numpy as np
@@ -17,62 +23,89 @@ import numpy as np
 from agent.statsfile import CLOSING, opening_text, perl_quote
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
+_HOLE_BYTE = bytes([HOLE])
+CELL = 4  # bytes per cell
 CHUNK = 32768
-DIGITS = 20  # room for any non-negative int64
-_LUT = np.frombuffer("".join(f"{i:04d}" for i in range(10000)).encode(), np.uint8).reshape(-1, 4)
 
 
-def _const(text: str, n: int) -> np.ndarray:
-    return np.broadcast_to(np.frombuffer(text.encode(), np.uint8), (n, len(text)))
+def _cells(chars: np.ndarray) -> np.ndarray:
+    """Return an (n, 4) uint8 array of characters as n uint32 cells (bytes stay in place)."""
+    return np.ascontiguousarray(chars, np.uint8).view(np.uint32).ravel()
 
 
-_POW10 = 10 ** np.arange(1, 19, dtype=np.int64)
+def _text_cells(texts: list[str]) -> np.ndarray:
+    """Return texts whose lengths add up to whole cells as uint32 cells."""
+    return np.frombuffer("".join(texts).encode(), np.uint32)
 
 
-def _digits(values: np.ndarray, width: int = 0) -> np.ndarray:
-    """Decimal digits of non-negative int64 VALUES, right-aligned, leading zeros as holes.
+def _decimal(count: int, width: int) -> np.ndarray:
+    """Return (count, width) characters: 0..count-1 in decimal with leading zeros."""
+    place = 10 ** np.arange(width - 1, -1, -1)
+    return (ord("0") + (np.arange(count)[:, None] // place) % 10).astype(np.uint8)
 
-    WIDTH 0 picks the narrowest multiple of four that holds the largest value.
+
+def _leading_holed(chars: np.ndarray, zero_holed: bool) -> np.ndarray:
+    """Return decimal CHARS with their leading zeros as holes; the number 0 keeps
+    its last "0" unless ZERO_HOLED."""
+    leading = np.cumprod(chars == ord("0"), axis=1).astype(bool)
+    leading[:, -1] = False
+    if zero_holed:
+        leading[0] = True
+    return np.where(leading, HOLE, chars).astype(np.uint8)
+
+
+# Digit groups: index q (0..9999) is a group below the leading one (all four
+# digits); index 10000 + q is the leading group (leading zeros holed, and 0
+# all holes, because a number's higher groups that are zero print nothing).
+_GROUPS = _decimal(10000, 4)
+_UPPER = np.concatenate([_cells(_GROUPS), _cells(_leading_holed(_GROUPS, True))])
+# The lowest group: the same, except that the number 0 prints "0".
+_LOWEST = np.concatenate([_UPPER[:10000], _cells(_leading_holed(_GROUPS, False))])
+# IPv4 octets: the first three with their dot, the last one behind a hole.
+_OCTET = _leading_holed(_decimal(256, 3), False)
+_OCTET_DOT = _cells(np.concatenate([_OCTET, np.full((256, 1), ord("."))], axis=1))
+_OCTET_LAST = _cells(np.concatenate([np.full((256, 1), HOLE), _OCTET], axis=1))
+_OCTET_DIGITS = np.count_nonzero(_OCTET, axis=1)
+
+
+def _hex_groups() -> np.ndarray:
+    """Return the cells of 0..0xffff in lowercase hex without leading zeros.
+
+    Built from the two bytes of each group (256 x 256), which is ten times
+    faster than from 65536 numbers and keeps the agent's start-up short.
     """
+    byte = np.arange(256)
+    digits = np.frombuffer(b"0123456789abcdef", np.uint8)
+    full = np.stack([digits[byte >> 4], digits[byte & 15]], axis=1)
+    lowest = full.copy()  # the low byte when the high one is zero: "0" stays
+    lowest[byte < 16, 0] = HOLE
+    leading = lowest.copy()  # the high byte: a zero high byte prints nothing
+    leading[0, 1] = HOLE
+    chars = np.empty((256, 256, 4), np.uint8)
+    chars[:, :, :2] = leading[:, None, :]
+    chars[:, :, 2:] = full[None, :, :]
+    chars[0, :, 2:] = lowest
+    return _cells(chars.reshape(-1, 4))
+
+
+# IPv6 groups: lowercase hex without leading zeros.
+_HEX = _hex_groups()
+_COLON, _NO_CELL = _text_cells([":" + chr(HOLE) * 3, chr(HOLE) * 4])
+# After the quoted address: a tab when it is at most 13 characters, else a space.
+_SEP_TAB, _SEP_SPACE = _text_cells(["'\t" + chr(HOLE) * 2, "' " + chr(HOLE) * 2])
+
+
+def _digit_cells(values: np.ndarray) -> np.ndarray:
+    """Decimal text of non-negative int64 VALUES as (n, groups) cells, leading zeros holed."""
     v = values.astype(np.int64, copy=True)
-    ndigits = 1 + np.searchsorted(_POW10, v, side="right")
-    if not width:
-        width = max(4, -(-int(ndigits.max(initial=1)) // 4) * 4)
-    groups = []
-    for _ in range(width // 4):
-        groups.append(_LUT[v % 10000])
+    groups = max(1, -(-len(str(int(v.max(initial=0)))) // 4))
+    out = np.empty((len(v), groups), np.uint32)
+    for j in range(groups - 1, -1, -1):
+        q = v % 10000
         v //= 10000
-    out = np.concatenate(groups[::-1], axis=1)
-    out[np.arange(width) < (width - ndigits)[:, None]] = HOLE
+        q += (v == 0) * 10000  # no higher digits: this is the leading group
+        out[:, j] = (_LOWEST if j == groups - 1 else _UPPER)[q]
     return out
-
-
-# "0".."255" right-aligned in three bytes, leading positions holed
-_OCTETS = np.array([list(str(i).rjust(3, "\0").encode()) for i in range(256)], np.uint8)
-
-
-def _number_block(values: np.ndarray) -> np.ndarray:
-    """Digits of VALUES; a column that holds one value throughout (S always, T and R/W
-    often) is formatted once and broadcast."""
-    if len(values) and values[0] == values.min() == values.max():
-        return _const(str(int(values[0])), len(values))
-    return _digits(values)
-
-
-def _octets(keys: np.ndarray) -> np.ndarray:
-    """Dotted-quad text of IPv4 keys, as a holed (n, 15) array."""
-    parts = []
-    for shift in (24, 16, 8, 0):
-        parts.append(_OCTETS[(keys >> np.uint64(shift)) & np.uint64(255)])
-        if shift:
-            parts.append(_const(".", len(keys)))
-    return np.concatenate(parts, axis=1)
-
-
-def _texts(addresses: list[str]) -> np.ndarray:
-    """Arbitrary address texts as a holed (n, 39) array (IPv6 is at most 39 characters)."""
-    raw = b"".join(a.encode().ljust(39, b"\0") for a in addresses)
-    return np.frombuffer(raw, np.uint8).reshape(len(addresses), 39)
 
 
 def _rounded(values: np.ndarray) -> np.ndarray | None:
@@ -87,34 +120,92 @@ def _rounded(values: np.ndarray) -> np.ndarray | None:
     return r.astype(np.int64)
 
 
-def record_chunks(address: np.ndarray, B, C, E, S, R, W, T,
-                  names: dict[int, list[str]] | None = None) -> bytes | None:
-    """Return the record blocks of rows as bytes, or None if a value cannot be laid out.
+def _field(values: np.ndarray) -> str | np.ndarray:
+    """A number column as its text if it holds one value throughout, else as digit cells."""
+    if len(values) and values[0] == values.min() == values.max():
+        return str(int(values[0]))
+    return _digit_cells(values)
 
-    ADDRESS is a holed (n, k) byte array (see `_octets`, `_texts`); the other
-    arguments are arrays of length n; NAMES maps a row position to its names.
+
+NAMES_AT = object()  # marks, in a row's segments, where the names are spliced in
+
+
+def _lay_out(n: int, segments: list) -> tuple[np.ndarray, int, bytearray]:
+    """Return (rows of cells, cell where NAMES_AT falls, the rows' memory) for SEGMENTS.
+
+    A segment is fixed text (str), a (n, k) cell array, or NAMES_AT.  Fixed
+    text is padded with holes to whole cells before each array and at NAMES_AT.
     """
-    n = len(B)
+    template: list[str] = []
+    columns: list[tuple[int, np.ndarray]] = []
+    pending = ""
+    names_cell = 0
+    cells = 0
+
+    def flush() -> int:
+        nonlocal pending
+        padded = pending + chr(HOLE) * (-len(pending) % CELL)
+        template.append(padded)
+        pending = ""
+        return len(padded) // CELL
+
+    for seg in segments:
+        if isinstance(seg, str):
+            pending += seg
+            continue
+        cells += flush()
+        if seg is NAMES_AT:
+            names_cell = cells
+            continue
+        columns.append((cells, seg))
+        template.append(chr(HOLE) * (CELL * seg.shape[1]))
+        cells += seg.shape[1]
+    cells += flush()
+    # The rows live in a bytearray so that the holes can be deleted from it
+    # without first copying the whole block into a bytes object.
+    buf = bytearray(n * cells * CELL)
+    out = np.frombuffer(buf, np.uint32).reshape(n, cells)
+    out[:] = _text_cells(template)
+    for at, seg in columns:
+        out[:, at:at + seg.shape[1]] = seg
+    return out, names_cell, buf
+
+
+# The fixed text of a record around its fields: after the quoted address and
+# its separator come B, C, E, the names, R, S, T and W, each after its label.
+_OPEN = "\t'"
+_LABELS = ("=> {\n\t\tB\t=> ", ",\n\t\tC\t=> ", ",\n\t\tE\t=> ", ",\n\t\tN\t=> [",
+           "],\n\t\tR\t=> ", ",\n\t\tS\t=> ", ",\n\t\tT\t=> ", ",\n\t\tW\t=> ", ",\n\t},\n")
+
+
+def record_chunks(address: tuple[np.ndarray, np.ndarray], B, C, E, S, R, W, T,
+                  names: dict[int, list[str]] | None = None) -> bytearray | None:
+    """Return the record blocks of rows (a bytearray), or None if a value cannot be laid out.
+
+    ADDRESS is (cells, text lengths) from `v4_address_block` or
+    `v6_address_block`; the other arguments are arrays of length n; NAMES
+    maps a row position to its names.
+    """
     numbers = [_rounded(x) for x in (B, C, E, R, S, T, W)]
     if any(x is None for x in numbers):
         return None
-    b, c, e, r, s, t, w = (_number_block(x) for x in numbers)
-    alen = np.count_nonzero(address, axis=1)
-    sep = np.where(alen <= 13, ord("\t"), ord(" ")).astype(np.uint8)[:, None]
-    head = [_const("\t'", n), address, _const("'", n), sep, _const("=> {\n\t\tB\t=> ", n), b,
-            _const(",\n\t\tC\t=> ", n), c, _const(",\n\t\tE\t=> ", n), e, _const(",\n\t\tN\t=> [", n)]
-    tail = [_const("],\n\t\tR\t=> ", n), r, _const(",\n\t\tS\t=> ", n), s,
-            _const(",\n\t\tT\t=> ", n), t, _const(",\n\t\tW\t=> ", n), w, _const(",\n\t},\n", n)]
-    block = np.concatenate(head + tail, axis=1)
-    keep = block != HOLE
-    text = block[keep].tobytes()
+    b, c, e, r, s, t, w = (_field(x) for x in numbers)
+    cells, length = address
+    sep = np.where(length <= 13, _SEP_TAB, _SEP_SPACE)[:, None]
+    segments = [_OPEN, cells, sep]
+    for label, field in zip(_LABELS, (b, c, e, NAMES_AT, r, s, t, w), strict=False):
+        segments += [label, field]
+    segments.append(_LABELS[-1])
+    rows, names_cell, memory = _lay_out(len(B), segments)
+    # translate deletes the holes faster than a numpy boolean mask selects the rest
+    text = memory.translate(None, _HOLE_BYTE)
     if not names:
         return text
     # Splice the names in after each named row's "[".
-    bracket_col = sum(part.shape[1] for part in head)
+    keep = rows.view(np.uint8) != HOLE
     row_len = np.count_nonzero(keep, axis=1)
     row_start = np.concatenate([[0], np.cumsum(row_len)[:-1]])
-    upto = np.count_nonzero(keep[:, :bracket_col], axis=1)
+    upto = np.count_nonzero(keep[:, :names_cell * CELL], axis=1)
     pieces, at = [], 0
     for row in sorted(names):
         cut = int(row_start[row] + upto[row])
@@ -122,20 +213,66 @@ def record_chunks(address: np.ndarray, B, C, E, S, R, W, T,
         pieces.append("".join(perl_quote(name) + "," for name in names[row]).encode())
         at = cut
     pieces.append(text[at:])
-    return b"".join(pieces)
+    return bytearray().join(pieces)
 
 
-def v4_address_block(keys: np.ndarray) -> np.ndarray:
-    """Holed address array for IPv4 keys."""
-    return _octets(keys)
+def v4_address_block(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (cells, text lengths) of the dotted-quad texts of IPv4 KEYS."""
+    cells = np.empty((len(keys), 4), np.uint32)
+    length = np.full(len(keys), 3, np.int64)
+    for i, shift in enumerate((24, 16, 8, 0)):
+        octet = ((keys >> np.uint64(shift)) & np.uint64(255)).astype(np.intp)
+        cells[:, i] = (_OCTET_DOT if i < 3 else _OCTET_LAST)[octet]
+        length += _OCTET_DIGITS[octet]
+    return cells, length
 
 
-def text_address_block(addresses: list[str]) -> np.ndarray:
-    """Holed address array for address texts (IPv6)."""
-    return _texts(addresses)
+def v6_address_block(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (cells, text lengths) of IPv6 addresses given as 64-bit halves, as inet_ntop writes them.
+
+    Groups in lowercase hex without leading zeros, joined by ":", the first
+    longest run of two or more zero groups written "::".  The few addresses
+    that glibc writes with an IPv4 tail (::a.b.c.d, ::ffff:a.b.c.d) are
+    written by socket.inet_ntop itself.
+    """
+    n = len(hi)
+    words = np.empty((n, 8), np.intp)
+    for j in range(4):
+        shift = np.uint64(48 - 16 * j)
+        words[:, j] = (hi >> shift) & np.uint64(0xFFFF)
+        words[:, 4 + j] = (lo >> shift) & np.uint64(0xFFFF)
+    # the length of the run of zero groups ending at each group
+    run = np.empty((n, 8), np.int8)
+    current = np.zeros(n, np.int8)
+    for j in range(8):
+        current = (current + 1) * (words[:, j] == 0)
+        run[:, j] = current
+    end = run.argmax(axis=1)  # the end of the first longest run
+    best = run[np.arange(n), end]
+    squeezed = best >= 2
+    start = np.where(squeezed, end - best + 1, 8)
+    end = np.where(squeezed, end, -1)
+    group = np.arange(8)
+    in_run = (group >= start[:, None]) & (group <= end[:, None])
+    # cells: a leading ":" (only when the run starts the address), then each
+    # group followed by its ":"; inside the run groups and colons are holes,
+    # leaving one colon on each side of it
+    cells = np.empty((n, 17), np.uint32)
+    cells[:, 0] = np.where(start == 0, _COLON, _NO_CELL)
+    cells[:, 1::2] = np.where(in_run, _NO_CELL, _HEX[words])
+    colon = (group < 7) & ~(in_run & (group < end[:, None]))
+    colon[:, 7] = end == 7
+    cells[:, 2::2] = np.where(colon, _COLON, _NO_CELL)
+    tail4 = squeezed & (start == 0) & ((best == 6) | ((best == 5) & (words[:, 5] == 0xFFFF)))
+    if tail4.any():
+        for i in np.flatnonzero(tail4).tolist():
+            packed = ((int(hi[i]) << 64) | int(lo[i])).to_bytes(16, "big")
+            text = socket.inet_ntop(socket.AF_INET6, packed).encode().ljust(17 * CELL, b"\0")
+            cells[i] = np.frombuffer(text, np.uint32)
+    return cells, np.count_nonzero(cells.view(np.uint8), axis=1)
 
 
-def file_chunks(header: list[str], blocks: Iterable[bytes]) -> Iterator[bytes]:
+def file_chunks(header: list[str], blocks: Iterable[bytes | bytearray]) -> Iterator[bytes | bytearray]:
     """Yield a whole stats file as bytes: header lines, opening, record BLOCKS, closing."""
     yield opening_text(header).encode()
     yield from blocks

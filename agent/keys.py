@@ -8,7 +8,6 @@ cannot grow this map beyond the table's bound.
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import socket
 
@@ -20,6 +19,22 @@ _LOW64 = (1 << 64) - 1
 
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (the distinct VALUES sorted, the index of one occurrence of each, the
+    position of each value in the first array).
+
+    Like np.unique with return_index and return_inverse, by sorting: numpy 2's
+    np.unique without indices hashes, which is several times slower on keys.
+    """
+    order = np.argsort(values)
+    ordered = values[order]
+    head = np.ones(len(values), bool)
+    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
+    inverse = np.empty(len(values), np.intp)
+    inverse[order] = np.cumsum(head) - 1
+    return ordered[head], order[head], inverse
 
 
 def _digest(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -50,20 +65,21 @@ class RemoteKeys:
 
     def _allocate(self, n: int) -> np.ndarray:
         reuse = min(n, len(self._free))
-        slots = [self._free.pop() for _ in range(reuse)]
+        reused = np.array(self._free[len(self._free) - reuse:], np.int64)[::-1]
+        del self._free[len(self._free) - reuse:]
         fresh = n - reuse
         if self._next + fresh > len(self._hi):
             size = max(2 * len(self._hi), self._next + fresh)
             self._hi = np.concatenate([self._hi, np.zeros(size - len(self._hi), np.uint64)])
             self._lo = np.concatenate([self._lo, np.zeros(size - len(self._lo), np.uint64)])
             self._used = np.concatenate([self._used, np.zeros(size - len(self._used), bool)])
-        slots.extend(range(self._next, self._next + fresh))
+        slots = np.concatenate([reused, np.arange(self._next, self._next + fresh, dtype=np.int64)])
         self._next += fresh
-        return np.array(slots, np.int64)
+        return slots
 
-    def _find(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
-        """Slots of known addresses, -1 for unknown ones."""
-        at = self._digests.lookup(_digest(hi, lo))
+    def _verified(self, at: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Return AT (slots the digest index gave) with -1 where the slot holds another
+        address, and slots from the overflow map for the addresses it holds."""
         hit = at >= 0
         hit[hit] = (self._hi[at[hit]] == hi[hit]) & (self._lo[at[hit]] == lo[hit])
         at[~hit] = -1
@@ -72,27 +88,51 @@ class RemoteKeys:
                 at[i] = self._overflow.get((int(hi[i]) << 64) | int(lo[i]), -1)
         return at
 
+    def _find(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        """Slots of known addresses, -1 for unknown ones."""
+        return self._verified(self._digests.lookup(_digest(hi, lo)), hi, lo)
+
     def v6_keys(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
         """Return the keys of the IPv6 addresses given as high and low 64-bit halves."""
-        at = self._find(hi, lo)
-        miss = at < 0
-        if miss.any():
-            pairs = np.ascontiguousarray(np.stack([hi[miss], lo[miss]], axis=1))
-            uniq, inverse = np.unique(pairs.view(np.dtype((np.void, 16))).ravel(),
-                                      return_inverse=True)
-            halves = uniq.view(np.uint64).reshape(-1, 2)
-            at[miss] = self._add(halves[:, 0], halves[:, 1])[inverse.ravel()]
+        digest = _digest(hi, lo)
+        found, ends = self._digests.probe(digest)
+        at = self._verified(self._digests.rows_of(found), hi, lo)
+        miss = np.flatnonzero(at < 0)
+        if len(miss):
+            at[miss] = self._add_all(hi[miss], lo[miss], digest[miss], found[miss] >= 0, ends[miss])
         return at.astype(np.uint64) + np.uint64(V6_BASE)
 
-    def _add(self, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    def _add_all(self, hi: np.ndarray, lo: np.ndarray, digest: np.ndarray, taken: np.ndarray,
+                 ends: np.ndarray) -> np.ndarray:
+        """Give unknown addresses (repeats allowed) slots; return the slot of each.
+
+        TAKEN tells which digests the index holds (for other addresses), ENDS
+        are the index's probe ends for the others (see KeyIndex.insert).
+        """
+        # Group the repeats by digest (a sort of uint64, much cheaper than
+        # grouping 16-byte addresses), unless two addresses share a digest.
+        _, one, inverse = distinct(digest)
+        if not ((hi[one][inverse] == hi) & (lo[one][inverse] == lo)).all():
+            pairs = np.ascontiguousarray(np.stack([hi, lo], axis=1)).view(np.dtype((np.void, 16)))
+            _, one, inverse = np.unique(pairs.ravel(), return_index=True, return_inverse=True)
+        # Slots are handed out in the order of the addresses' bytes in memory,
+        # as np.unique of the 16-byte pairs used to order them.
+        order = np.lexsort((lo[one].byteswap(), hi[one].byteswap()))
+        one = one[order]
+        rank = np.empty(len(order), np.intp)
+        rank[order] = np.arange(len(order))
+        slots = self._add(hi[one], lo[one], digest[one], taken[one], ends[one])
+        return slots[rank[inverse.ravel()]]
+
+    def _add(self, hi: np.ndarray, lo: np.ndarray, digest: np.ndarray, taken: np.ndarray,
+             ends: np.ndarray) -> np.ndarray:
         """Give new, distinct addresses slots; return the slots."""
         slots = self._allocate(len(hi))
         self._hi[slots], self._lo[slots], self._used[slots] = hi, lo, True
-        digest = _digest(hi, lo)
         first = np.zeros(len(hi), bool)
-        first[np.unique(digest, return_index=True)[1]] = True
-        indexed = first & (self._digests.lookup(digest) < 0)
-        self._digests.insert(digest[indexed], slots[indexed])
+        first[distinct(digest)[1]] = True
+        indexed = first & ~taken
+        self._digests.insert(digest[indexed], slots[indexed], ends[indexed])
         for j in np.flatnonzero(~indexed).tolist():
             self._overflow[(int(hi[j]) << 64) | int(lo[j])] = int(slots[j])
         return slots
@@ -121,13 +161,10 @@ class RemoteKeys:
         value = (int(self._hi[at]) << 64) | int(self._lo[at])
         return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
 
-    def v6_texts(self, keys: np.ndarray) -> list[str]:
-        """Return the address texts of IPv6 KEYS (one inet_ntop each, called from C)."""
+    def v6_halves(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return the high and low 64-bit halves of the addresses of IPv6 KEYS."""
         at = (keys - np.uint64(V6_BASE)).astype(np.int64)
-        packed = np.stack([self._hi[at], self._lo[at]], axis=1).astype(">u8").tobytes()
-        ntop = functools.partial(socket.inet_ntop, socket.AF_INET6)
-        return list(map(ntop, map(packed.__getitem__, map(slice, range(0, 16 * len(at), 16),
-                                                          range(16, 16 * len(at) + 16, 16)))))
+        return self._hi[at], self._lo[at]
 
     def v6_order(self, keys: np.ndarray) -> np.ndarray:
         """Return the permutation that sorts IPv6 KEYS by address."""
@@ -137,7 +174,7 @@ class RemoteKeys:
     def release(self, keys: np.ndarray) -> None:
         """Forget the IPv6 surrogates among KEYS (their records are gone)."""
         at = (keys[keys >= V6_BASE] - np.uint64(V6_BASE)).astype(np.int64)
-        at = np.unique(at[self._used[at]])
+        at = distinct(at[self._used[at]])[0]
         if len(at) == 0:
             return
         digest = _digest(self._hi[at], self._lo[at])

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from agent import dumptext
-from agent.keys import RemoteKeys
+from agent.keys import RemoteKeys, distinct
 from agent.statsfile import Record, format_record
 
 FOLD_AFTER = 300  # seconds a record accumulates before its rates fold
@@ -96,7 +96,9 @@ class KeyIndex:
 
     Linear probing at a load of at most one half; every operation handles a
     whole array of keys per probing round, so a batch of thousands of packets
-    costs a few array passes, not thousands of Python calls.
+    costs a few array passes, not thousands of Python calls.  Rows are int32
+    (the table holds at most 2**31 - 1 records), which keeps the index at 12
+    bytes a slot.
     """
 
     def __init__(self, capacity: int = 1 << 12) -> None:
@@ -108,7 +110,9 @@ class KeyIndex:
         self.bits = max(4, int(capacity - 1).bit_length())
         self.mask = np.uint64((1 << self.bits) - 1)
         self.skeys = np.full(1 << self.bits, EMPTY, np.uint64)
-        self.srows = np.zeros(1 << self.bits, np.int64)
+        # Filled although only read where skeys holds a key: touching the pages
+        # in order now costs less than faulting them in one by one on random writes.
+        self.srows = np.full(1 << self.bits, -1, np.int32)
 
     def __len__(self) -> int:
         return self.used
@@ -117,47 +121,76 @@ class KeyIndex:
         # Fibonacci hashing: the high bits of key * 2**64/phi spread nearby addresses.
         return (keys * _GOLDEN) >> np.uint64(64 - self.bits)
 
-    def slots(self, query: np.ndarray) -> np.ndarray:
-        """Return the slot holding each key of QUERY, -1 where absent."""
-        out = np.full(len(query), -1, np.int64)
-        idx = np.arange(len(query))
-        q = query
-        slot = self._hash(q)
-        while len(idx):
+    def probe(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Return (slot holding each key of QUERY or -1, slot where each absent key's probe ended).
+
+        The second array is meaningful only where the first is -1: the empty
+        slot an insert of that key can start from (see `insert`).
+        """
+        slot = self._hash(query)
+        sk = self.skeys[slot]
+        hit = sk == query
+        empty = sk == EMPTY
+        # most probes end at the home slot: settle them without index arrays
+        home = slot.astype(np.int64)
+        found = np.where(hit, home, -1)
+        ends = np.where(empty, home, -1)
+        pending = np.flatnonzero(~(hit | empty))
+        q = query[pending]
+        slot = (slot[pending] + np.uint64(1)) & self.mask
+        while len(pending):
             sk = self.skeys[slot]
             hit = sk == q
-            out[idx[hit]] = slot[hit]
-            more = ~hit & (sk != EMPTY)
-            idx, q, slot = idx[more], q[more], (slot[more] + np.uint64(1)) & self.mask
-        return out
+            empty = sk == EMPTY
+            found[pending[hit]] = slot[hit]
+            ends[pending[empty]] = slot[empty]
+            go = np.flatnonzero(~(hit | empty))
+            pending, q, slot = pending[go], q[go], (slot[go] + np.uint64(1)) & self.mask
+        return found, ends
 
-    def lookup(self, query: np.ndarray) -> np.ndarray:
-        """Return the row of each key in QUERY, -1 where absent."""
-        slots = self.slots(query)
+    def slots(self, query: np.ndarray) -> np.ndarray:
+        """Return the slot holding each key of QUERY, -1 where absent."""
+        return self.probe(query)[0]
+
+    def rows_of(self, slots: np.ndarray) -> np.ndarray:
+        """Return the rows stored at SLOTS (from `probe`), -1 where a slot is -1."""
         found = slots >= 0
-        rows = np.full(len(query), -1, np.int64)
+        rows = np.full(len(slots), -1, np.int64)
         rows[found] = self.srows[slots[found]]
         return rows
 
-    def insert(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        """Add KEYS (unique, absent) with their ROWS."""
+    def lookup(self, query: np.ndarray) -> np.ndarray:
+        """Return the row of each key in QUERY, -1 where absent."""
+        return self.rows_of(self.slots(query))
+
+    def insert(self, keys: np.ndarray, rows: np.ndarray, starts: np.ndarray | None = None) -> None:
+        """Add KEYS (unique, absent) with their ROWS.
+
+        STARTS, if given, are the probe ends `probe` returned for KEYS; probing
+        resumes there instead of at each key's home slot.  They stay valid
+        across inserts and removals (which never empty a slot) and are ignored
+        when this insert has to grow the index.
+        """
         if 2 * (self.used + self.tombs + len(keys)) > len(self.skeys):
             self._rehash(self.used + len(keys))
-        self._place(keys, rows)
+            starts = None
+        self._place(keys, rows, self._hash(keys) if starts is None else starts.astype(np.uint64))
         self.used += len(keys)
 
-    def _place(self, keys: np.ndarray, rows: np.ndarray) -> None:
-        slot = self._hash(keys)
+    def _place(self, keys: np.ndarray, rows: np.ndarray, slot: np.ndarray) -> None:
+        """Store KEYS and ROWS, probing forward from SLOT."""
         while len(keys):
             sk = self.skeys[slot]
-            free = (sk == EMPTY) | (sk == TOMB)
+            free = (sk == EMPTY) | (sk == TOMB) if self.tombs else sk == EMPTY
             fs = slot[free]
-            self.skeys[fs] = keys[free]  # several keys may race for one slot: one wins
+            fk = keys[free]
+            self.skeys[fs] = fk  # several keys may race for one slot: one wins
             won = np.zeros(len(keys), bool)
-            won[free] = self.skeys[fs] == keys[free]
+            won[free] = self.skeys[fs] == fk
             self.srows[slot[won]] = rows[won]
-            self.tombs -= int(np.count_nonzero(sk[won] == TOMB))
-            lost = ~won
+            if self.tombs:
+                self.tombs -= int(np.count_nonzero(sk[won] == TOMB))
+            lost = np.flatnonzero(~won)
             keys, rows, slot = keys[lost], rows[lost], (slot[lost] + np.uint64(1)) & self.mask
 
     def _rehash(self, live: int) -> None:
@@ -165,7 +198,7 @@ class KeyIndex:
         keys, rows = self.skeys[keep], self.srows[keep]
         self._alloc(4 * max(live, 1024))
         self.tombs = 0
-        self._place(keys, rows)
+        self._place(keys, rows, self._hash(keys))
 
     def remove(self, keys: np.ndarray) -> None:
         """Drop KEYS (present ones) from the index."""
@@ -246,7 +279,7 @@ class StatsTable:
         if len(keys) < SMALL_RUN:
             for key, length in zip(keys.tolist(), lengths.tolist(), strict=True):
                 self._record_packet(now, key, length)
-            touched = self.index.lookup(np.unique(keys))
+            touched = self.index.lookup(distinct(keys)[0])
             touched = touched[touched >= 0]
         else:
             touched = self._record_batch(now, keys, lengths)
@@ -277,18 +310,20 @@ class StatsTable:
 
     def _record_batch(self, now: int, keys: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Account a second's packets with array operations; return the rows touched."""
-        rows = self.index.lookup(keys)
+        slots, ends = self.index.probe(keys)
+        rows = self.index.rows_of(slots)
         missing = rows < 0
         old = ~missing
         touched = [np.empty(0, np.int64)]
         if old.any():
             touched.append(self._update_existing(now, rows[old], lengths[old]))
         if missing.any():
-            new_keys, inverse = np.unique(keys[missing], return_inverse=True)
+            miss = np.flatnonzero(missing)
+            new_keys, one, inverse = distinct(keys[miss])
             counts = np.bincount(inverse, minlength=len(new_keys)).astype(np.int64)
-            sums = np.bincount(inverse, weights=lengths[missing],
+            sums = np.bincount(inverse, weights=lengths[miss],
                                minlength=len(new_keys)).astype(np.int64)
-            touched.append(self._insert(now, new_keys, counts, sums))
+            touched.append(self._insert(now, new_keys, counts, sums, ends[miss[one]]))
         return np.concatenate(touched)
 
     def _update_existing(self, now: int, rows: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -329,23 +364,33 @@ class StatsTable:
                 self._existing_packet(now, row, length)
         return r
 
-    def _insert(self, now: int, keys: np.ndarray, counts: np.ndarray, sums: np.ndarray) -> np.ndarray:
-        """Create records for new KEYS (sorted); returns their rows (-1 for keys refused)."""
+    def _insert(self, now: int, keys: np.ndarray, counts: np.ndarray, sums: np.ndarray,
+                starts: np.ndarray | None = None) -> np.ndarray:
+        """Create records for new KEYS (sorted); returns their rows (-1 for keys refused).
+
+        STARTS are the index's probe ends for KEYS (see KeyIndex.insert), if known.
+        """
         result = np.full(len(keys), -1, np.int64)
         keep = np.ones(len(keys), bool)
         if len(self) + len(keys) > self.max_hosts:
             keep = self._evict_for(now, keys)
-        rows = self._allocate(int(keep.sum()))
-        k = keys[keep]
-        self.B[rows] = sums[keep]
-        self.C[rows] = counts[keep]
-        self.E[rows] = now
-        self.T[rows] = 0
-        self.R[rows] = 0.0
-        self.W[rows] = 0.0
-        self.K[rows] = k
-        self.alive[rows] = True
-        self.index.insert(k, rows)
+            keys, counts, sums = keys[keep], counts[keep], sums[keep]
+            starts = None if starts is None else starts[keep]
+        fresh = not self._free
+        rows = self._allocate(len(keys))
+        # Fresh rows are one run past every row handed out so far, and still
+        # zero from _grow: slices instead of scattered writes, and T, R, W as they are.
+        at = slice(int(rows[0]), int(rows[-1]) + 1) if fresh and len(rows) else rows
+        self.B[at] = sums
+        self.C[at] = counts
+        self.E[at] = now
+        if not fresh:
+            self.T[at] = 0
+            self.R[at] = 0.0
+            self.W[at] = 0.0
+        self.K[at] = keys
+        self.alive[at] = True
+        self.index.insert(keys, rows, starts)
         result[keep] = rows
         return result
 
@@ -428,7 +473,11 @@ class StatsTable:
         rows = np.nonzero(self.alive[:self._top])[0]
         keys = self.K[rows]
         v4 = keys < (1 << 32)
-        order4 = rows[v4][np.argsort(keys[v4])]  # keys are unique: no need for a stable sort
+        # An IPv4 key and a row (both below 2**32) packed in one uint64 sort by
+        # key, and sorting values is three times faster than argsort.
+        low32 = np.uint64(0xFFFFFFFF)
+        packed = np.sort((keys[v4] << np.uint64(32)) | rows[v4].astype(np.uint64))
+        order4 = (packed & low32).astype(np.int64)
         rows6 = rows[~v4]
         return order4, rows6[self.keys.v6_order(keys[~v4])]
 
@@ -439,23 +488,30 @@ class StatsTable:
                 for order, v4 in ((order4, True), (order6, False))
                 for at in range(0, len(order), dumptext.CHUNK)]
 
-    def record_blocks(self, chunks: list[tuple[np.ndarray, bool]] | None = None) -> Iterator[bytes]:
+    def record_blocks(self, chunks: list[tuple[np.ndarray, bool]] | None = None
+                      ) -> Iterator[bytes | bytearray]:
         """Yield the file text of CHUNKS (default: every record, in file order), vectorised."""
         for chunk, v4 in self.dump_chunks() if chunks is None else chunks:
-            keys = self.K[chunk]
-            if v4:
-                address = dumptext.v4_address_block(keys)
-            else:
-                address = dumptext.text_address_block(self.keys.v6_texts(keys))
-            named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
-                     if self.names else None)
-            text = dumptext.record_chunks(
-                address, self.B[chunk], self.C[chunk], self.E[chunk],
+            text = dumptext.record_chunks(*self._chunk_fields(chunk, v4))
+            if text is None:  # a value numpy cannot lay out: format these one by one
+                text = self._slow_text(chunk)
+            yield text
+
+    def _chunk_fields(self, chunk: np.ndarray, v4: bool) -> tuple:
+        """The arguments of dumptext.record_chunks for the rows CHUNK."""
+        keys = self.K[chunk]
+        if v4:
+            address = dumptext.v4_address_block(keys)
+        else:
+            address = dumptext.v6_address_block(*self.keys.v6_halves(keys))
+        named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
+                 if self.names else None)
+        return (address, self.B[chunk], self.C[chunk], self.E[chunk],
                 np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
                 self.T[chunk], named)
-            if text is None:  # a value numpy cannot lay out: format these one by one
-                text = "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
-            yield text
+
+    def _slow_text(self, chunk: np.ndarray) -> bytes:
+        return "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
 
     def _records_of(self, chunk: np.ndarray) -> Iterator[tuple[str, Record]]:
         B, C, E, R, W, T, K = (col[chunk].tolist() for col in
