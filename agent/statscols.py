@@ -10,9 +10,12 @@ parser's in both cases.
 
 from __future__ import annotations
 
+import functools
 import gc
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import NamedTuple
 
 import numpy as np
@@ -23,21 +26,91 @@ from agent.statsparse import (
     NotCanonical,
     canonical_blocks,
     canonical_header,
+    canonical_names,
     parse_stats,
     read_text,
 )
 from agent.twocore import ForkedCall, can_fork
 
-__all__ = ["NUMBER_KEYS", "StatsColumns", "columns_from_text", "read_columns"]
+__all__ = [
+    "NUMBER_KEYS",
+    "AddressKeys",
+    "StatsColumns",
+    "address_keys",
+    "columns_from_text",
+    "keys_from_packed",
+    "read_columns",
+]
 
 #: The numeric keys of a record, in the order of `Record`'s fields.
 NUMBER_KEYS = ("B", "C", "E", "S", "R", "W", "T")
 
 _EMPTY: Sequence[str] = ()
+_PTON4 = functools.partial(socket.inet_pton, socket.AF_INET)
+_PTON6 = functools.partial(socket.inet_pton, socket.AF_INET6)
 #: Below this many characters of records, a file is read in one process.
 _TWO_CORE_CHARS = 8 << 20
 _INT64_MAX = np.iinfo(np.int64).max
 _INT64_MIN = np.iinfo(np.int64).min
+
+
+class AddressKeys(NamedTuple):
+    """Numeric columns of addresses: their order and their networks, without text.
+
+    `is6[i]` is True for an IPv6 address; an IPv4 address is `lo[i]` (and
+    `hi[i]` is 0), an IPv6 address is `hi[i] * 2**64 + lo[i]`.
+    """
+
+    is6: np.ndarray
+    hi: np.ndarray
+    lo: np.ndarray
+
+    def take(self, order: np.ndarray) -> AddressKeys:
+        """Return the keys at positions ORDER."""
+        return AddressKeys(self.is6[order], self.hi[order], self.lo[order])
+
+    def ascending(self, strictly: bool = False) -> bool:
+        """Return whether the addresses are in ascending order (IPv4 first; STRICTLY: no repeats)."""
+        if len(self.is6) < 2:
+            return True
+        f0, f1 = self.is6[:-1], self.is6[1:]
+        h0, h1 = self.hi[:-1], self.hi[1:]
+        low = self.lo[1:] > self.lo[:-1] if strictly else self.lo[1:] >= self.lo[:-1]
+        return bool(((f1 > f0) | ((f1 == f0) & ((h1 > h0) | ((h1 == h0) & low)))).all())
+
+    def strictly_ascending(self) -> bool:
+        """Return whether the addresses are ascending without any repeated value."""
+        return self.ascending(strictly=True)
+
+
+def address_keys(addresses: list[str]) -> AddressKeys:
+    """Return the key columns of ADDRESSES; raises ValueError naming a bad address."""
+    v6 = [":" in a for a in addresses]
+    try:
+        packed4 = b"".join(map(_PTON4, compress(addresses, [not f for f in v6])))
+        packed6 = b"".join(map(_PTON6, compress(addresses, v6)))
+    except (OSError, ValueError):
+        for a in addresses:
+            family = _PTON6 if ":" in a else _PTON4
+            try:
+                family(a)
+            except (OSError, ValueError):
+                raise ValueError(f"not an IP address: {a!r}") from None
+        raise
+    return keys_from_packed(v6, packed4, packed6)
+
+
+def keys_from_packed(v6: list[bool], packed4: bytes, packed6: bytes) -> AddressKeys:
+    """Return the key columns of addresses given their IPv6 flags and inet_pton bytes."""
+    n = len(v6)
+    is6 = np.array(v6, dtype=bool) if n else np.zeros(0, dtype=bool)
+    hi = np.zeros(n, dtype=np.uint64)
+    lo = np.zeros(n, dtype=np.uint64)
+    lo[~is6] = np.frombuffer(packed4, dtype=">u4")
+    words = np.frombuffer(packed6, dtype=">u8").reshape(-1, 2)
+    hi[is6] = words[:, 0]
+    lo[is6] = words[:, 1]
+    return AddressKeys(is6, hi, lo)
 
 
 @dataclass(slots=True, eq=False)
@@ -62,6 +135,8 @@ class StatsColumns:
     T: np.ndarray
     names: list[Sequence[str]]
     source: str = ""
+    #: the addresses' key columns when the reader had them at hand, else None
+    keys: AddressKeys | None = None
 
     def __len__(self) -> int:
         return len(self.addresses)
@@ -89,8 +164,9 @@ class StatsColumns:
         rows = order.tolist()
         addresses, names = self.addresses, self.names
         numbers = [self.column(k)[order] for k in NUMBER_KEYS]
+        keys = None if self.keys is None else self.keys.take(order)
         return StatsColumns(self.header, [addresses[i] for i in rows], *numbers,
-                            [names[i] for i in rows], self.source)
+                            [names[i] for i in rows], self.source, keys)
 
     def to_statsfile(self) -> StatsFile:
         """Return the same data as a StatsFile of Records (in row order)."""
@@ -151,51 +227,90 @@ def _canonical_columns(text: str, source: str) -> StatsColumns | None:
             # A big file is read on two cores, each half in whole records.
             mid = text.find("\n\t},\n", start + (end - start) // 2)
             mid = end if mid < 0 else mid + 5
-            second_half = ForkedCall(lambda: _range_columns(text, mid, end))
-            first, second = _range_columns(text, start, mid), second_half.result()
+            second_half = ForkedCall(lambda: _packed(_range_columns(text, mid, end)))
+            first, second = _range_columns(text, start, mid), _unpacked(second_half.result())
             parts = None if first is None or second is None else [first, second]
         else:
             whole = _range_columns(text, start, end)
             parts = None if whole is None else [whole]
+        if parts is None:
+            return None
+        addresses = [a for part in parts for a in part.addresses]
+        keys = _join_keys([part.keys for part in parts])
+        # Strictly ascending addresses (as ncs writes them) are distinct texts;
+        # otherwise the texts are compared.
+        if not keys.strictly_ascending() and len(set(addresses)) != len(addresses):
+            return None  # a duplicate address: let the parser name its line
+        numbers = [_concatenate([part.numbers[i] for part in parts]) for i in range(len(NUMBER_KEYS))]
+        names = _names([body for part in parts for body in part.name_lists])
     finally:
         if gc_was_enabled:
             gc.enable()
-    if parts is None:
-        return None
-    addresses = [a for part in parts for a in part.addresses]
-    if len(set(addresses)) != len(addresses):
-        return None  # a duplicate address: let the parser name its line
-    numbers = [_concatenate([part.numbers[i] for part in parts]) for i in range(len(NUMBER_KEYS))]
-    names = [n for part in parts for n in part.names]
-    return StatsColumns(header, addresses, *numbers, names, source)
+    return StatsColumns(header, addresses, *numbers, names, source, keys)
 
 
 class _Part(NamedTuple):
-    """The columns of a run of canonical records."""
+    """The columns of a run of canonical records (names still as their list bodies)."""
 
     addresses: list[str]
     numbers: list[np.ndarray]
-    names: list[Sequence[str]]
+    #: the text between the brackets of each record's names list
+    name_lists: list[str]
+    keys: AddressKeys
 
 
 def _range_columns(text: str, start: int, end: int) -> _Part | None:
     """Return the columns of the records in TEXT[START:END], or None if they are not canonical."""
     addresses: list[str] = []
     numbers: list[list[np.ndarray]] = [[] for _ in NUMBER_KEYS]
-    names: list[Sequence[str]] = []
+    name_lists: list[str] = []
+    keys: list[AddressKeys] = []
     try:
         for blocks in canonical_blocks(text, start, end):
             addresses += blocks.addresses
+            keys.append(keys_from_packed(blocks.v6, blocks.packed4, blocks.packed6))
             for column, key in zip(numbers, NUMBER_KEYS, strict=True):
                 column.append(_text_column(blocks.column(CanonicalBlocks.NUMBER_FIELDS[key])))
-            lists = blocks.column(5)
-            if "\\" in "".join(lists):
-                names += [tuple(ns) if ns else _EMPTY for ns in blocks.names()]
-            else:  # no escapes: every name is the text between two quotes
-                names += [n[1:-2].split("','") if n else _EMPTY for n in lists]
+            name_lists += blocks.column(5)
     except NotCanonical:
         return None
-    return _Part(addresses, [_concatenate(column) for column in numbers], names)
+    return _Part(addresses, [_concatenate(column) for column in numbers], name_lists, _join_keys(keys))
+
+
+# A part crosses from the forked reader as a few big objects: addresses and
+# names lists (which hold no newline) joined into one text each, because
+# pickling half a million small strings and lists costs more than parsing them.
+_Packed = tuple[str, str, list[np.ndarray], AddressKeys]
+
+
+def _packed(part: _Part | None) -> _Packed | None:
+    if part is None:
+        return None
+    return "\n".join(part.addresses), "\n".join(part.name_lists), part.numbers, part.keys
+
+
+def _unpacked(packed: _Packed | None) -> _Part | None:
+    if packed is None:
+        return None
+    addresses, name_lists, numbers, keys = packed
+    if not len(keys.is6):
+        return _Part([], numbers, [], keys)
+    return _Part(addresses.split("\n"), numbers, name_lists.split("\n"), keys)
+
+
+def _join_keys(parts: list[AddressKeys]) -> AddressKeys:
+    """Return the key columns of PARTS one after the other."""
+    if not parts:
+        return AddressKeys(np.zeros(0, bool), np.zeros(0, np.uint64), np.zeros(0, np.uint64))
+    return AddressKeys(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+
+
+def _names(bodies: list[str]) -> list[Sequence[str]]:
+    """Return the names of every record from the bodies of their names lists."""
+    if "\\" in "".join(bodies):
+        return [tuple(canonical_names(b)) if b else _EMPTY for b in bodies]
+    # No escapes anywhere: every name is the text between two quotes.
+    return [b[1:-2].split("','") if b else _EMPTY for b in bodies]
 
 
 def _text_column(texts: list[str]) -> np.ndarray:

@@ -23,8 +23,8 @@ import gc
 import re
 import socket
 import sys
-from collections import deque
 from collections.abc import Iterator
+from itertools import compress
 from typing import NamedTuple
 
 from agent.statsfile import CLOSING, RECORD_KEYS, Record, StatsFile
@@ -35,6 +35,7 @@ __all__ = [
     "StatsFormatError",
     "canonical_blocks",
     "canonical_header",
+    "canonical_names",
     "decode_stats_bytes",
     "parse_stats",
     "read_stats",
@@ -186,6 +187,11 @@ class CanonicalBlocks(NamedTuple):
     """
 
     parts: list[str]
+    #: per record, whether its address is IPv6 (has a colon)
+    v6: list[bool]
+    #: the inet_pton bytes of the IPv4 addresses, in order, and of the IPv6 ones
+    packed4: bytes
+    packed6: bytes
 
     #: Distance between the same field of two consecutive records in `parts`.
     STRIDE = _CANON_GROUPS + 1
@@ -203,10 +209,14 @@ class CanonicalBlocks(NamedTuple):
 
     def names(self) -> list[list[str]]:
         """Return each record's names, unescaped (a new empty list for a record without)."""
-        return [
-            (n[1:-2].split("','") if "\\" not in n else _escaped_names(n)) if n else []
-            for n in self.column(5)
-        ]
+        return [canonical_names(n) for n in self.column(5)]
+
+
+def canonical_names(body: str) -> list[str]:
+    """Return the names of the body of a canonical names list ("'a','b\\'c',"), unescaped."""
+    if not body:
+        return []
+    return body[1:-2].split("','") if "\\" not in body else _escaped_names(body)
 
 
 class NotCanonical(Exception):
@@ -240,16 +250,18 @@ def canonical_blocks(text: str, start: int, end: int) -> Iterator[CanonicalBlock
     while pos < end:
         stop = text.find("\n\t},\n", min(pos + _CHUNK_CHARS, end))
         stop = end if stop < 0 else min(stop + 5, end)
-        blocks = CanonicalBlocks(_CANON_RECORD.split(text[pos:stop]))
-        if any(blocks.parts[0::CanonicalBlocks.STRIDE]):
+        parts = _CANON_RECORD.split(text[pos:stop])
+        if any(parts[0::CanonicalBlocks.STRIDE]):
             raise NotCanonical
-        addresses = blocks.addresses
+        addresses = parts[1::CanonicalBlocks.STRIDE]
+        v6 = [":" in a for a in addresses]
         try:
-            deque(map(_INET_PTON_V4, [a for a in addresses if ":" not in a]), maxlen=0)
-            deque(map(_INET_PTON_V6, [a for a in addresses if ":" in a]), maxlen=0)
+            # The checked addresses' bytes are kept: they are the sort keys.
+            packed4 = b"".join(map(_INET_PTON_V4, compress(addresses, [not f for f in v6])))
+            packed6 = b"".join(map(_INET_PTON_V6, compress(addresses, v6)))
         except OSError:
             raise NotCanonical from None
-        yield blocks
+        yield CanonicalBlocks(parts, v6, packed4, packed6)
         pos = stop
 
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 import functools
 import socket
 from dataclasses import dataclass
-from itertools import compress
 
 import numpy as np
 
-from agent.statscols import StatsColumns
+from agent.statscols import StatsColumns, address_keys
 
 # IPv6 keys are offset past every IPv4 key, so one integer orders both
 # families (IPv4 first) and compares faster than a tuple.
@@ -95,8 +94,9 @@ class AddressTable:
         Equal addresses spelled differently keep their order in COLUMNS.
         Raises ValueError naming the first address that is not an IP address.
         """
-        table = cls(columns, *_key_columns(columns.addresses))
-        if _is_ascending(table.is6, table.hi, table.lo):
+        keys = columns.keys if columns.keys is not None else address_keys(columns.addresses)
+        table = cls(columns, *keys)
+        if keys.ascending():
             return table  # stats files are written in address order
         return table.take(np.lexsort((table.lo, table.hi, table.is6)))
 
@@ -131,34 +131,3 @@ class AddressTable:
             v6_hi = self.hi
             v6_lo = self.lo >> np.uint64(128 - v6_prefix)
         return np.where(v6, v6_hi, 0).astype(np.uint64), np.where(v6, v6_lo, v4_net).astype(np.uint64)
-
-
-def _key_columns(addresses: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return the is6, hi and lo columns of ADDRESSES; raises ValueError for a bad one."""
-    n = len(addresses)
-    v6_flags = [":" in a for a in addresses]
-    is6 = np.array(v6_flags, dtype=bool) if n else np.zeros(0, dtype=bool)
-    hi = np.zeros(n, dtype=np.uint64)
-    lo = np.zeros(n, dtype=np.uint64)
-    try:
-        packed4 = b"".join(map(_PTON4, compress(addresses, [not f for f in v6_flags])))
-        packed6 = b"".join(map(_PTON6, compress(addresses, v6_flags)))
-    except (OSError, ValueError):
-        for a in addresses:
-            address_key(a)  # raises, naming the first bad address
-        raise
-    lo[~is6] = np.frombuffer(packed4, dtype=">u4")
-    words = np.frombuffer(packed6, dtype=">u8").reshape(-1, 2)
-    hi[is6] = words[:, 0]
-    lo[is6] = words[:, 1]
-    return is6, hi, lo
-
-
-def _is_ascending(is6: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> bool:
-    """Return whether the rows (is6, hi, lo) are in ascending (non-decreasing) order."""
-    if len(is6) < 2:
-        return True
-    f0, f1 = is6[:-1], is6[1:]
-    h0, h1 = hi[:-1], hi[1:]
-    ok = (f1 > f0) | ((f1 == f0) & ((h1 > h0) | ((h1 == h0) & (lo[1:] >= lo[:-1]))))
-    return bool(ok.all())

@@ -241,19 +241,15 @@ def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
     firsts = [ns[0] if ns else "" for ns in table.columns.names]
     # Several addresses often share a name; each distinct name is judged once.
     names = list(dict.fromkeys(firsts))
-    domain_names: list[str] = []
+    name_number = dict(zip(names, range(len(names))))
+    # Domain numbers in order of first appearance; -1: no domain (by prefix).
     domain_code: dict[str, int] = {}
-    name_code: dict[str, int] = {}
-    for name, domain in zip(names, _registrable_domains(names), strict=True):
-        if domain is None:
-            name_code[name] = -1
-            continue
-        code = domain_code.get(domain)
-        if code is None:
-            code = domain_code[domain] = len(domain_names)
-            domain_names.append(domain)
-        name_code[name] = code
-    codes = np.fromiter(map(name_code.__getitem__, firsts), dtype=np.int64, count=len(firsts))
+    number = domain_code.setdefault
+    per_name = np.fromiter(
+        (-1 if d is None else number(d, len(domain_code)) for d in _registrable_domains(names)),
+        dtype=np.int64, count=len(names))
+    domain_names = list(domain_code)
+    codes = per_name[np.fromiter(map(name_number.__getitem__, firsts), dtype=np.int64, count=len(firsts))]
     codes = np.where(codes < 0, runs + len(domain_names), codes)
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]

@@ -1,7 +1,9 @@
 """The JSON report: groups, addresses and totals (schema "ncs-report/1", see docs/report.md).
 
 Written group by group so that a million addresses do not build one huge
-string.  Output is ASCII only, and '<', '>' and '&' are written as \\u escapes
+string.  Rates (hits per minute, bytes per second) are rounded to 3
+decimals; the exact hourly figures they come from are in the document too.
+Output is ASCII only, and '<', '>' and '&' are written as \\u escapes
 as well, so hostile names stay inert even when the JSON is pasted into a page.
 """
 
@@ -44,11 +46,6 @@ def _num(value: float) -> str:
     return repr(value) if value == value and abs(value) != float("inf") else "null"
 
 
-def _finite(value: float) -> float | None:
-    """Return VALUE, or None (JSON null) when it is infinite or NaN."""
-    return value if value == value and abs(value) != float("inf") else None
-
-
 def _names(names: list[str]) -> str:
     # Most names need no escaping at all; json.dumps per name is the slow path.
     if all(n.isascii() and n.isprintable() and not _NEEDS_ESCAPE.search(n) for n in names):
@@ -72,29 +69,18 @@ def _address_object(address: str, r: Record) -> str:
 
 
 def _rate(value: float, seconds: int) -> str:
-    """Return VALUE / SECONDS as JSON text; null when not finite or beyond float range."""
+    """Return VALUE / SECONDS to 3 decimals as JSON text; null when not finite or beyond float range."""
     try:
-        return _num(value / seconds)
+        rate = value / seconds
     except OverflowError:
         return "null"
+    return f"{rate:.3f}" if rate == rate and abs(rate) != float("inf") else "null"
 
 
-class _PerMinute(dict):
-    """repr(R / 60) by R, remembered: hit counts repeat, and float repr is the slow part."""
+def _rounded_rate(value: float) -> float | None:
+    """Return a rate rounded to 3 decimals for json.dumps, or None (null) when not finite."""
+    return round(value, 3) if value == value and abs(value) != float("inf") else None
 
-    #: Beyond this many distinct values, results are no longer remembered.
-    LIMIT = 1 << 16
-
-    def __missing__(self, hits: float) -> str:
-        text = repr(hits / 60)
-        # Only ints, and not 0: a float looks up the entry of an equal int,
-        # which has the same text except -0.0 ("-0.0", where 0 gives "0.0").
-        if type(hits) is int and hits and len(self) < self.LIMIT:
-            self[hits] = text
-        return text
-
-
-_PER_MINUTE = _PerMinute()
 
 #: The numeric columns an address object shows.
 _SHOWN = ("B", "C", "E", "S", "R", "W")
@@ -114,10 +100,10 @@ def _plain_objects(columns: StatsColumns, rows: slice | np.ndarray) -> list[str]
         addresses = [columns.addresses[i] for i in at]
         names = [columns.names[i] for i in at]
     bs, cs, es, ss, rs, ws = (columns.column(k)[rows].tolist() for k in _SHOWN)
-    join, q, nothing, per_minute = _QUOTED_COMMA.join, '"', "", _PER_MINUTE
+    join, q, nothing = _QUOTED_COMMA.join, '"', ""
     return [
         f'{{"address":"{a}","names":[{q + join(ns) + q if ns else nothing}],'
-        f'"hits_per_minute":{per_minute[r]},"bytes_per_second":{w / 3600},'
+        f'"hits_per_minute":{r / 60:.3f},"bytes_per_second":{w / 3600:.3f},'
         f'"hits_per_hour":{r},"bytes_per_hour":{w},'
         f'"last_contact":{e},"bytes":{b},"hits":{c},"start":{s}}}'
         for a, ns, b, c, e, s, r, w in zip(addresses, names, bs, cs, es, ss, rs, ws, strict=True)
@@ -189,7 +175,7 @@ def _plain_group_text(group: Group, addresses: str) -> str:
     """
     return (
         f'{{"key":"{group.label}","kind":"{group.kind}",'
-        f'"hits_per_minute":{group.R / 60},"bytes_per_second":{group.W / 3600},'
+        f'"hits_per_minute":{group.R / 60:.3f},"bytes_per_second":{group.W / 3600:.3f},'
         f'"hits_per_hour":{group.R},"bytes_per_hour":{group.W},'
         f'"last_contact":{group.E},"count":{group.count},'
         f'"addresses":[{addresses}]}}'
@@ -233,8 +219,8 @@ def iter_json(report: Report) -> Iterator[str]:
         "v6_prefix": report.v6_prefix,
         "header": list(report.stats.header),
         "totals": {
-            "hits_per_minute": _finite(t.hits_per_minute),
-            "bytes_per_second": _finite(t.bytes_per_second),
+            "hits_per_minute": _rounded_rate(t.hits_per_minute),
+            "bytes_per_second": _rounded_rate(t.bytes_per_second),
             "addresses": t.addresses,
             "groups": t.groups,
         },

@@ -58,6 +58,12 @@ def assert_same(text: str) -> StatsColumns | None:
 def test_written_files_read_the_same(recs) -> None:
     columns = assert_same(text_of(recs))
     assert columns is not None and len(columns) == len(recs)
+    # The key columns the reader keeps are the addresses' values.
+    assert columns.keys is not None
+    for i, address in enumerate(columns.addresses):
+        ip = ipaddress.ip_address(address)
+        value = int(columns.keys.hi[i]) << 64 | int(columns.keys.lo[i])
+        assert (bool(columns.keys.is6[i]), value) == (ip.version == 6, int(ip))
     # int64 exactly when every value of the column fits
     for key in "BCR":
         fits = all(getattr(r, key) < 2**63 for r in recs.values())

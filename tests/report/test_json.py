@@ -39,3 +39,20 @@ def test_json_schema_and_values(tmp_path: Path) -> None:
     domain = json.loads(run_report("--format", "json", "--by", "domain", str(stats)).stdout)
     assert [(g["key"], g["kind"]) for g in domain["groups"]] == [
         ("example.net", "domain"), ("198.51.100.0/24", "prefix"), ("example.org", "domain")]
+
+
+def test_rates_are_rounded_to_three_decimals(tmp_path: Path) -> None:
+    # 100/60 = 1.6666..., 1000/3600 = 0.2777..., 50/60 = 0.8333...: the text
+    # shows three decimals, rounded; the hourly figures stay exact.
+    records = {
+        "198.51.100.1": Record(B=1, C=1, E=NOW, S=NOW - 9, R=100, W=1000, N=[]),
+        "198.51.100.2": Record(B=1, C=1, E=NOW, S=NOW - 9, R=50, W=1, N=[]),
+    }
+    stats = write_stats(tmp_path / "r.stats", ["ncs version 1.0.0"], records)
+    out = run_report("--format", "json", str(stats)).stdout
+    assert '"hits_per_minute":1.667,"bytes_per_second":0.278,"hits_per_hour":100,"bytes_per_hour":1000,' in out
+    assert '"hits_per_minute":0.833,"bytes_per_second":0.000,"hits_per_hour":50,"bytes_per_hour":1,' in out
+    doc = json.loads(out)
+    group = doc["groups"][0]
+    assert (group["hits_per_minute"], group["bytes_per_second"]) == (2.5, 0.278)
+    assert doc["totals"]["hits_per_minute"] == 2.5 and doc["totals"]["bytes_per_second"] == 0.278
