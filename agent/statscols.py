@@ -228,7 +228,11 @@ def _canonical_columns(text: str, source: str) -> StatsColumns | None:
             mid = text.find("\n\t},\n", start + (end - start) // 2)
             mid = end if mid < 0 else mid + 5
             second_half = ForkedCall(lambda: _packed(_range_columns(text, mid, end)))
-            first, second = _range_columns(text, start, mid), _unpacked(second_half.result())
+            first = _range_columns(text, start, mid)
+            try:
+                second = _unpacked(second_half.result())
+            except ChildProcessError:  # the child died (killed, out of memory): read it here
+                second = _range_columns(text, mid, end)
             parts = None if first is None or second is None else [first, second]
         else:
             whole = _range_columns(text, start, end)

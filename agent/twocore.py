@@ -80,8 +80,9 @@ def map_in_halves(func: Callable[[T], R], items: list[T], fork: bool = True) -> 
     """Yield FUNC(item) for every item in order; the second half is computed in a forked child.
 
     Without FORK, with fewer than two items, or where `can_fork` says no,
-    everything runs here.  Exceptions of FUNC propagate (the child's are
-    raised when its half is reached).
+    everything runs here; so does the second half if the child dies.
+    Exceptions of FUNC propagate (the child's are raised when its half is
+    reached).
     """
     if not fork or len(items) < 2 or not can_fork():
         yield from map(func, items)
@@ -95,4 +96,10 @@ def map_in_halves(func: Callable[[T], R], items: list[T], fork: bool = True) -> 
         with contextlib.suppress(Exception):
             second.result()
         raise
-    yield from second.result()
+    try:
+        results = second.result()
+    except ChildProcessError:
+        # The child died without an answer (killed, out of memory): its
+        # half is done here rather than losing the whole job.
+        results = [func(item) for item in items[half:]]
+    yield from results

@@ -141,7 +141,7 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     except (StatsFormatError, GroupingError) as e:
         return fail(args, out, err, str(e))
     except OSError as e:
-        name = getattr(e, "filename", None) or args.cache
+        name = getattr(e, "filename", None) or args.cache or args.statsfile
         return fail(args, out, err, f"{name}: {e.strerror or e}")
     if args.format == "table":
         render_table(report, out, args.top, args.expand, args.addresses, width=args.width)

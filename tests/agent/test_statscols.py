@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import random
 from pathlib import Path
 
@@ -150,3 +151,14 @@ def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_p
 def test_unreadable_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(StatsFormatError, match=rf"^{tmp_path / 'missing'}: cannot read: "):
         read_columns(str(tmp_path / "missing"))
+
+
+def test_a_dead_reader_child_costs_time_not_data(monkeypatch, tmp_path: Path) -> None:
+    recs = {f"198.51.100.{i}": Record(B=i, C=1, E=5, S=1, R=2, W=3, T=0, N=[f"h{i}.example"])
+            for i in range(200)}
+    path = tmp_path / "s.stats"
+    path.write_text(text_of(recs))
+    monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 100)
+    real = statscols.ForkedCall
+    monkeypatch.setattr(statscols, "ForkedCall", lambda func: real(lambda: os._exit(9)))
+    assert read_columns(str(path)).to_statsfile().records == dict(sorted_records(recs))

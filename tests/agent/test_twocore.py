@@ -61,3 +61,14 @@ def test_map_in_halves_passes_on_the_first_halfs_error() -> None:
 
     with pytest.raises(ValueError, match="first half"):
         list(map_in_halves(work, [0, 1, 2, 3]))
+
+
+def test_map_in_halves_does_a_dead_childs_half_itself() -> None:
+    parent = os.getpid()
+
+    def work(i: int) -> int:
+        if os.getpid() != parent:
+            os._exit(9)  # the child dies as if killed
+        return i * 10
+
+    assert list(map_in_halves(work, [1, 2, 3, 4])) == [10, 20, 30, 40]
