@@ -10,12 +10,9 @@ parser's in both cases.
 
 from __future__ import annotations
 
-import functools
 import gc
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress
 from typing import NamedTuple
 
 import numpy as np
@@ -27,10 +24,11 @@ from agent.statsparse import (
     canonical_blocks,
     canonical_header,
     canonical_names,
+    pack_addresses,
     parse_stats,
     read_text,
 )
-from agent.twocore import ForkedCall, can_fork
+from agent.twocore import map_in_halves
 
 __all__ = [
     "NUMBER_KEYS",
@@ -46,8 +44,6 @@ __all__ = [
 NUMBER_KEYS = ("B", "C", "E", "S", "R", "W", "T")
 
 _EMPTY: Sequence[str] = ()
-_PTON4 = functools.partial(socket.inet_pton, socket.AF_INET)
-_PTON6 = functools.partial(socket.inet_pton, socket.AF_INET6)
 #: Below this many characters of records, a file is read in one process.
 _TWO_CORE_CHARS = 8 << 20
 _INT64_MAX = np.iinfo(np.int64).max
@@ -85,19 +81,15 @@ class AddressKeys(NamedTuple):
 
 def address_keys(addresses: list[str]) -> AddressKeys:
     """Return the key columns of ADDRESSES; raises ValueError naming a bad address."""
-    v6 = [":" in a for a in addresses]
     try:
-        packed4 = b"".join(map(_PTON4, compress(addresses, [not f for f in v6])))
-        packed6 = b"".join(map(_PTON6, compress(addresses, v6)))
+        return keys_from_packed(*pack_addresses(addresses))
     except (OSError, ValueError):
         for a in addresses:
-            family = _PTON6 if ":" in a else _PTON4
             try:
-                family(a)
+                pack_addresses([a])
             except (OSError, ValueError):
                 raise ValueError(f"not an IP address: {a!r}") from None
         raise
-    return keys_from_packed(v6, packed4, packed6)
 
 
 def keys_from_packed(v6: list[bool], packed4: bytes, packed6: bytes) -> AddressKeys:
@@ -223,21 +215,14 @@ def _canonical_columns(text: str, source: str) -> StatsColumns | None:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        if end - start >= _TWO_CORE_CHARS and can_fork():
-            # A big file is read on two cores, each half in whole records.
+        # A big file is read on two cores, each half in whole records.
+        ranges = [(start, end)]
+        if end - start >= _TWO_CORE_CHARS:
             mid = text.find("\n\t},\n", start + (end - start) // 2)
-            mid = end if mid < 0 else mid + 5
-            second_half = ForkedCall(lambda: _packed(_range_columns(text, mid, end)))
-            first = _range_columns(text, start, mid)
-            try:
-                second = _unpacked(second_half.result())
-            except ChildProcessError:  # the child died (killed, out of memory): read it here
-                second = _range_columns(text, mid, end)
-            parts = None if first is None or second is None else [first, second]
-        else:
-            whole = _range_columns(text, start, end)
-            parts = None if whole is None else [whole]
-        if parts is None:
+            ranges = [(start, end)] if mid < 0 else [(start, mid + 5), (mid + 5, end)]
+        parts = list(map_in_halves(lambda r: _range_columns(text, *r), ranges,
+                                   wire=(_packed, _unpacked)))
+        if None in parts:
             return None
         addresses = [a for part in parts for a in part.addresses]
         keys = _join_keys([part.keys for part in parts])
@@ -312,8 +297,8 @@ def _join_keys(parts: list[AddressKeys]) -> AddressKeys:
 def _names(bodies: list[str]) -> list[Sequence[str]]:
     """Return the names of every record from the bodies of their names lists."""
     if "\\" in "".join(bodies):
-        return [tuple(canonical_names(b)) if b else _EMPTY for b in bodies]
-    # No escapes anywhere: every name is the text between two quotes.
+        return [canonical_names(b) if b else _EMPTY for b in bodies]
+    # No escapes anywhere: canonical_names' own fast case, without a call per record.
     return [b[1:-2].split("','") if b else _EMPTY for b in bodies]
 
 
@@ -333,6 +318,4 @@ def _concatenate(parts: list[np.ndarray]) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     if all(p.dtype == np.int64 for p in parts):
         return np.concatenate(parts)
-    column = np.empty(sum(len(p) for p in parts), dtype=object)
-    column[:] = [v for p in parts for v in p.tolist()]
-    return column
+    return _number_column([v for p in parts for v in p.tolist()])

@@ -36,6 +36,7 @@ __all__ = [
     "canonical_blocks",
     "canonical_header",
     "canonical_names",
+    "pack_addresses",
     "decode_stats_bytes",
     "parse_stats",
     "read_stats",
@@ -236,6 +237,17 @@ def canonical_header(text: str) -> tuple[list[str], int, int] | None:
     return header, head.end(), body_end
 
 
+def pack_addresses(addresses: list[str]) -> tuple[list[bool], bytes, bytes]:
+    """Return (IPv6 flag of each address, inet_pton bytes of the IPv4 ones, of the IPv6 ones).
+
+    Raises OSError (or ValueError for an embedded NUL) when one is not an address.
+    """
+    v6 = [":" in a for a in addresses]
+    packed4 = b"".join(map(_INET_PTON_V4, compress(addresses, [not f for f in v6])))
+    packed6 = b"".join(map(_INET_PTON_V6, compress(addresses, v6)))
+    return v6, packed4, packed6
+
+
 def canonical_blocks(text: str, start: int, end: int) -> Iterator[CanonicalBlocks]:
     """Yield the record blocks of TEXT[START:END] chunk by chunk (bounded memory).
 
@@ -253,15 +265,12 @@ def canonical_blocks(text: str, start: int, end: int) -> Iterator[CanonicalBlock
         parts = _CANON_RECORD.split(text[pos:stop])
         if any(parts[0::CanonicalBlocks.STRIDE]):
             raise NotCanonical
-        addresses = parts[1::CanonicalBlocks.STRIDE]
-        v6 = [":" in a for a in addresses]
         try:
             # The checked addresses' bytes are kept: they are the sort keys.
-            packed4 = b"".join(map(_INET_PTON_V4, compress(addresses, [not f for f in v6])))
-            packed6 = b"".join(map(_INET_PTON_V6, compress(addresses, v6)))
+            packed = pack_addresses(parts[1::CanonicalBlocks.STRIDE])
         except OSError:
             raise NotCanonical from None
-        yield CanonicalBlocks(parts, v6, packed4, packed6)
+        yield CanonicalBlocks(parts, *packed)
         pos = stop
 
 

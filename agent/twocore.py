@@ -19,7 +19,7 @@ import os
 import pickle
 import threading
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = ["ForkedCall", "can_fork", "map_in_halves"]
 
@@ -76,19 +76,23 @@ class ForkedCall(Generic[T]):
 R = TypeVar("R")
 
 
-def map_in_halves(func: Callable[[T], R], items: list[T], fork: bool = True) -> Iterator[R]:
+def map_in_halves(func: Callable[[T], R], items: list[T], fork: bool = True,
+                  wire: tuple[Callable[[R], Any], Callable[[Any], R]] | None = None) -> Iterator[R]:
     """Yield FUNC(item) for every item in order; the second half is computed in a forked child.
 
     Without FORK, with fewer than two items, or where `can_fork` says no,
     everything runs here; so does the second half if the child dies.
-    Exceptions of FUNC propagate (the child's are raised when its half is
-    reached).
+    WIRE, if given, is (pack, unpack): the child sends pack(result), which
+    this process turns back with unpack (for results that pickle slowly as
+    they are).  Exceptions of FUNC propagate (the child's are raised when its
+    half is reached).
     """
     if not fork or len(items) < 2 or not can_fork():
         yield from map(func, items)
         return
+    pack, unpack = wire if wire is not None else (_same, _same)
     half = len(items) // 2
-    second = ForkedCall(lambda: [func(item) for item in items[half:]])
+    second = ForkedCall(lambda: [pack(func(item)) for item in items[half:]])
     try:
         yield from map(func, items[:half])
     except BaseException:
@@ -97,9 +101,13 @@ def map_in_halves(func: Callable[[T], R], items: list[T], fork: bool = True) -> 
             second.result()
         raise
     try:
-        results = second.result()
+        results = [unpack(packed) for packed in second.result()]
     except ChildProcessError:
         # The child died without an answer (killed, out of memory): its
         # half is done here rather than losing the whole job.
         results = [func(item) for item in items[half:]]
     yield from results
+
+
+def _same(value: Any) -> Any:
+    return value

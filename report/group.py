@@ -29,6 +29,7 @@ from report.addresses import AddressTable, address_key, network_label, split_key
 from report.domains import DomainFinder, registrable_domain
 
 __all__ = [
+    "CHUNK_ADDRESSES",
     "DEFAULT_V4_PREFIX",
     "DEFAULT_V6_PREFIX",
     "Group",
@@ -49,6 +50,9 @@ __all__ = [
 #: Default prefix lengths of a group (DESIGN section 7).
 DEFAULT_V4_PREFIX = 24
 DEFAULT_V6_PREFIX = 64
+
+#: About how many addresses the text and JSON renderers format and write at once.
+CHUNK_ADDRESSES = 16384
 
 #: From this many addresses on, renderers format the second half of a
 #: report in a forked child (see agent.twocore).

@@ -20,12 +20,9 @@ import numpy as np
 from agent.statscols import StatsColumns
 from agent.statsfile import Record
 from agent.twocore import map_in_halves
-from report.group import TWO_CORE_ADDRESSES, Group, Member, Report, chunk_groups
+from report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
 
 SCHEMA = "ncs-report/1"
-
-#: About how many addresses go into one chunk written to the output.
-_CHUNK_ADDRESSES = 16384
 
 _NEEDS_ESCAPE = re.compile(r'["\\<>&]')
 # Anything in a name that json.dumps would escape or the HTML-safe output spells as \u.
@@ -51,11 +48,6 @@ def _names(names: list[str]) -> str:
     if all(n.isascii() and n.isprintable() and not _NEEDS_ESCAPE.search(n) for n in names):
         return "[" + ",".join(f'"{n}"' for n in names) + "]"
     return dumps(names)
-
-
-def address_text(m: Member) -> str:
-    """Return the JSON object of one address (written by hand: a million json.dumps are slow)."""
-    return _address_object(m.address, m.record)
 
 
 def _address_object(address: str, r: Record) -> str:
@@ -126,13 +118,12 @@ def plain_columns(columns: StatsColumns) -> bool:
     return not _UNSAFE_NAME_CHARS.search(names)
 
 
-def addresses_text(group: Group, plain: bool = False) -> str:
-    """Return the JSON objects of GROUP's addresses, comma-separated.
+def addresses_text(group: Group) -> str:
+    """Return the JSON objects of GROUP's addresses, comma-separated, every field checked.
 
-    PLAIN (from `plain_columns`) skips the checks that choose the fast path.
+    A group without names to escape is formatted by the fast path and falls
+    back to the per-address path only if a number turns out not finite.
     """
-    if plain:
-        return _plain_addresses(group)
     names = "".join([n for ns in group.names for n in ns])
     if not _UNSAFE_NAME_CHARS.search(names):
         try:
@@ -146,13 +137,8 @@ def addresses_text(group: Group, plain: bool = False) -> str:
     return ",".join([_address_object(a, r) for a, r in zip(group.addresses, group.records, strict=True)])
 
 
-def group_text(group: Group, plain: bool = False) -> str:
-    """Return the JSON object of one group with all its addresses (PLAIN: see addresses_text)."""
-    if plain and math.isfinite(group.R) and math.isfinite(group.W):
-        try:
-            return _plain_group_text(group, _plain_addresses(group))
-        except OverflowError:
-            pass  # an int too large for a float: the checked path writes null
+def group_text(group: Group) -> str:
+    """Return the JSON object of one group with all its addresses, every field checked."""
     label = group.label
     if _UNSAFE_NAME_CHARS.search(label):
         label = dumps(label)[1:-1]
@@ -229,7 +215,7 @@ def iter_json(report: Report) -> Iterator[str]:
     groups = report.groups
     plain = bool(groups) and plain_columns(report.stats)
     render = _plain_chunk_text if plain else _checked_chunk_text
-    chunks = list(chunk_groups(groups, _CHUNK_ADDRESSES))
+    chunks = list(chunk_groups(groups, CHUNK_ADDRESSES))
     fork = report.totals.addresses >= TWO_CORE_ADDRESSES
     for i, text in enumerate(map_in_halves(render, chunks, fork)):
         yield ("," if i else "") + "\n" + text

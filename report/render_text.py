@@ -13,10 +13,7 @@ from typing import IO
 
 from agent.twocore import map_in_halves
 from report.display import clean_line, clean_name, contact_time, grouping_title
-from report.group import TWO_CORE_ADDRESSES, Group, Report, chunk_groups
-
-#: About how many addresses go into one chunk written to the output.
-_CHUNK_ADDRESSES = 16384
+from report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
 
 #: The column title printed before the groups and again before the totals.
 TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast contact time\n\n"
@@ -63,7 +60,7 @@ def iter_text(report: Report) -> Iterator[str]:
     """Yield the classic report in chunks of many groups."""
     head = "".join(f"# {clean_line(line)}\n" for line in report.stats.header)
     yield head + "\n" + f"Composite report, {grouping_title(report)} ordered by BANDWIDTH\n" + TITLE
-    chunks = list(chunk_groups(report.groups, _CHUNK_ADDRESSES))
+    chunks = list(chunk_groups(report.groups, CHUNK_ADDRESSES))
     fork = report.totals.addresses >= TWO_CORE_ADDRESSES
     yield from map_in_halves(_chunk_text, chunks, fork)
     t = report.totals

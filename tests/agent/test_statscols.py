@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import statscols
+from agent import statscols, twocore
 from agent.statscols import StatsColumns, columns_from_text, read_columns
 from agent.statsfile import Record, StatsFile, iter_stats_text, sorted_records
 from agent.statsparse import StatsFormatError, parse_stats
@@ -126,13 +126,13 @@ def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_p
     one = read_columns(str(path))
     monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 1000)
     forked: list[int] = []
-    real = statscols.ForkedCall
+    real = twocore.ForkedCall
 
     def spy(func):
         forked.append(1)
         return real(func)
 
-    monkeypatch.setattr(statscols, "ForkedCall", spy)
+    monkeypatch.setattr(twocore, "ForkedCall", spy)
     two = read_columns(str(path))
     assert forked, "the two-core path was not taken"
     assert two.to_statsfile() == one.to_statsfile() == StatsFile(one.header, dict(sorted_records(recs)), str(path))
@@ -159,6 +159,6 @@ def test_a_dead_reader_child_costs_time_not_data(monkeypatch, tmp_path: Path) ->
     path = tmp_path / "s.stats"
     path.write_text(text_of(recs))
     monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 100)
-    real = statscols.ForkedCall
-    monkeypatch.setattr(statscols, "ForkedCall", lambda func: real(lambda: os._exit(9)))
+    real = twocore.ForkedCall
+    monkeypatch.setattr(twocore, "ForkedCall", lambda func: real(lambda: os._exit(9)))
     assert read_columns(str(path)).to_statsfile().records == dict(sorted_records(recs))
