@@ -220,8 +220,12 @@ def _canonical_columns(text: str, source: str) -> StatsColumns | None:
         if end - start >= _TWO_CORE_CHARS:
             mid = text.find("\n\t},\n", start + (end - start) // 2)
             ranges = [(start, end)] if mid < 0 else [(start, mid + 5), (mid + 5, end)]
-        parts = list(map_in_halves(lambda r: _range_columns(text, *r), ranges,
-                                   wire=(_packed, _unpacked)))
+        parts: list[_Part | None] = []
+        names: list[Sequence[str]] = []
+        for part in map_in_halves(lambda r: _range_columns(text, *r), ranges, wire=(_packed, _unpacked)):
+            parts.append(part)
+            # The first half's names are parsed here while the child still reads.
+            names += _names(part.name_lists) if part is not None else []
         if None in parts:
             return None
         addresses = [a for part in parts for a in part.addresses]
@@ -231,7 +235,6 @@ def _canonical_columns(text: str, source: str) -> StatsColumns | None:
         if not keys.strictly_ascending() and len(set(addresses)) != len(addresses):
             return None  # a duplicate address: let the parser name its line
         numbers = [_concatenate([part.numbers[i] for part in parts]) for i in range(len(NUMBER_KEYS))]
-        names = _names([body for part in parts for body in part.name_lists])
     finally:
         if gc_was_enabled:
             gc.enable()
