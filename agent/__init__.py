@@ -1,7 +1,1 @@
-"""ncs agent: capture, decode, per-remote-IP statistics and the stats file format.
-
-Kept import-light on purpose: report and coalesce import the stats file format
-from here without loading libpcap or numpy.
-"""
-
-__version__ = "1.0.0"
+"""ncs.agent: the capture daemon (capture, decode, accounting, reverse DNS, dumps, verbs)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from agent import __version__
-from agent.config import AgentConfig, ConfigError, load_config, resolve_config
+from ncs import __version__
+from ncs.agent.config import AgentConfig, ConfigError, load_config, resolve_config
 
 # Command-line options that set a config key; the value is checked like the file's.
 CONFIG_OPTIONS = (
@@ -107,7 +107,7 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
 
 def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
     """Run the verb in ARGS with CFG; returns its exit status.  Raises ConfigError."""
-    from agent import verbs
+    from ncs.agent import verbs
 
     verb = args.verb
     if verb == "run":

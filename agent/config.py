@@ -305,7 +305,7 @@ def _apply_nameserver(cfg: AgentConfig, value: Any) -> None:
     if value is None:
         cfg.nameserver = None
         return
-    from agent.resolver import parse_nameserver
+    from ncs.agent.resolver import parse_nameserver
 
     try:
         parse_nameserver(str(value))
@@ -387,7 +387,7 @@ def check_environment(cfg: AgentConfig, *, need_piddir: bool, to_stderr: bool) -
             resolve_addresses(entry, error=_fail(cfg, "allowed",
                                                  f"invalid 'allowed' host or IP '{entry}'"))
     if cfg.user is not None:
-        from agent.privileges import lookup_user
+        from ncs.agent.privileges import lookup_user
 
         try:
             entry = lookup_user(cfg.user)
@@ -402,7 +402,7 @@ def check_environment(cfg: AgentConfig, *, need_piddir: bool, to_stderr: bool) -
 
 def _check_bpf(cfg: AgentConfig) -> list[str]:
     """Return the monitored addresses; raises ConfigError for a missing/bad host or bad syntax."""
-    from agent.bpfhosts import monitored_addresses
+    from ncs.agent.bpfhosts import monitored_addresses
 
     try:
         addresses = monitored_addresses(cfg.bpf)
@@ -434,7 +434,7 @@ def _check_device(cfg: AgentConfig, addresses: list[str]) -> tuple[str | None, b
         if cfg.device != "any" and cfg.device not in netifaces.interfaces():
             raise _fail(cfg, "device", f"no such device '{cfg.device}'")
         return cfg.device, False
-    from agent.iface import find_device
+    from ncs.agent.iface import find_device
 
     try:
         return find_device(addresses)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from agent.config import ConfigError, normalize_address, resolve_addresses, resolve_bind_host
+from ncs.agent.config import ConfigError, normalize_address, resolve_addresses, resolve_bind_host
 
 # Read at most this many datagrams per handle() call, so a flood at the port
 # cannot keep the capture loop from running; the rest waits for the next call.

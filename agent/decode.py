@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agent.keys import RemoteKeys
+from ncs.agent.keys import RemoteKeys
 
 # Link types as pcap reports them (DLT_*), with the LINKTYPE_* file values that
 # libpcap may pass through unchanged.

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from agent.statsfile import CLOSING, opening_text, perl_quote
+from ncs.agent.statsfile import CLOSING, opening_text, perl_quote
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
 _HOLE_BYTE = bytes([HOLE])

@@ -53,7 +53,7 @@ class RemoteKeys:
     """
 
     def __init__(self) -> None:
-        from agent.table import KeyIndex  # the same vectorised hash the table uses
+        from ncs.agent.table import KeyIndex  # the same vectorised hash the table uses
 
         self._digests = KeyIndex()
         self._overflow: dict[int, int] = {}  # address value -> slot, for digest collisions

@@ -24,14 +24,14 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from agent.bpfhosts import monitored_addresses
-from agent.capture import BATCH, Capture, CaptureError
-from agent.config import AgentConfig, ConfigError
-from agent.decode import Decoder, PacketBatch, PayloadFilter
-from agent.dumptext import file_chunks
-from agent.keys import RemoteKeys
-from agent.statsfile import Header, header_lines, replace_file
-from agent.table import StatsTable
+from ncs.agent.bpfhosts import monitored_addresses
+from ncs.agent.capture import BATCH, Capture, CaptureError
+from ncs.agent.config import AgentConfig, ConfigError
+from ncs.agent.decode import Decoder, PacketBatch, PayloadFilter
+from ncs.agent.dumptext import file_chunks
+from ncs.agent.keys import RemoteKeys
+from ncs.agent.statsfile import Header, header_lines, replace_file
+from ncs.agent.table import StatsTable
 
 IDLE_TICK = 1.0  # seconds select waits when nothing happens
 DRAIN_BATCHES = 64  # batches read per wakeup before looking at DNS, signals, the port
@@ -296,7 +296,7 @@ def _install_signals(flags: Flags) -> int:
 def _open_resolver(cfg: AgentConfig):
     if not cfg.dns:
         return None
-    from agent.resolver import ReverseResolver, default_nameserver, parse_nameserver
+    from ncs.agent.resolver import ReverseResolver, default_nameserver, parse_nameserver
 
     if cfg.nameserver:
         try:
@@ -327,20 +327,20 @@ def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     if cfg.device:
         device, promiscuous = cfg.device, False
     else:
-        from agent.iface import find_device
+        from ncs.agent.iface import find_device
 
         device, promiscuous = find_device(monitored)
     resolver = _open_resolver(cfg)
     capture = Capture.open_live(device, _exclude_own_dns(cfg.bpf, resolver), cfg.snaplen,
                                 promiscuous, cfg.buffer_size)
     if cfg.user:
-        from agent.privileges import drop_privileges
+        from ncs.agent.privileges import drop_privileges
 
         drop_privileges(cfg.user, [p for p in (cfg.stats_path, os.path.dirname(cfg.stats_path),
                                                cfg.pid_path) if p and p != "-" and os.path.exists(p)])
     control = None
     if cfg.port:
-        from agent.control import ControlPort
+        from ncs.agent.control import ControlPort
 
         control = ControlPort(cfg.host, cfg.port, cfg.allowed)
     agent = Agent(cfg, capture, monitored, to_stderr, resolver)

@@ -17,8 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agent.statsfile import Record, StatsFile
-from agent.statsparse import (
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.agent.statsparse import (
     CanonicalBlocks,
     NotCanonical,
     canonical_blocks,
@@ -28,7 +28,7 @@ from agent.statsparse import (
     parse_stats,
     read_text,
 )
-from agent.twocore import map_in_halves
+from ncs.agent.twocore import map_in_halves
 
 __all__ = [
     "NUMBER_KEYS",

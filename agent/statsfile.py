@@ -31,7 +31,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from agent import __version__
+from ncs import __version__
 
 #: The record keys in the order the file lists them (sorted, as the original).
 RECORD_KEYS = ("B", "C", "E", "N", "R", "S", "T", "W")

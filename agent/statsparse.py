@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from itertools import compress
 from typing import NamedTuple
 
-from agent.statsfile import CLOSING, RECORD_KEYS, Record, StatsFile
+from ncs.agent.statsfile import CLOSING, RECORD_KEYS, Record, StatsFile
 
 __all__ = [
     "CanonicalBlocks",

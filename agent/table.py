@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent import dumptext
-from agent.keys import RemoteKeys, distinct
-from agent.statsfile import Record, format_record
+from ncs.agent import dumptext
+from ncs.agent.keys import RemoteKeys, distinct
+from ncs.agent.statsfile import Record, format_record
 
 FOLD_AFTER = 300  # seconds a record accumulates before its rates fold
 MIN_HITS = 5  # a record born at the start keeps accumulating below this many hits

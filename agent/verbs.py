@@ -16,14 +16,14 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from agent.config import (
+from ncs.agent.config import (
     AgentConfig,
     ConfigError,
     check_environment,
     config_as_yaml,
     resolve_bind_host,
 )
-from agent.pidfile import (
+from ncs.agent.pidfile import (
     AlreadyRunning,
     catches_signal,
     create_pidfile,
@@ -142,7 +142,7 @@ def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
 def run_with_pidfile_held(cfg: AgentConfig, to_stderr: bool) -> int:
     """Run the capture (the pid file is ours), remove the pid file at the end; returns the status."""
     try:
-        from agent.runner import run_foreground
+        from ncs.agent.runner import run_foreground
 
         return run_foreground(cfg, to_stderr=to_stderr)
     except ConfigError as err:
@@ -415,7 +415,7 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
     dumps_to_stderr = to_stderr or cfg.stats == "-"
     check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
     if cfg.read is not None:
-        from agent.runner import run_foreground
+        from ncs.agent.runner import run_foreground
 
         return run_foreground(cfg, to_stderr=to_stderr)
     try:
@@ -429,7 +429,7 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
         if "piddir" in cfg.origins:
             say(f"ncs-agent: no pid file '{cfg.pid_path}' ({err.strerror}): "
                 "status, stop and dump will not find this agent")
-        from agent.runner import run_foreground
+        from ncs.agent.runner import run_foreground
 
         return run_foreground(cfg, to_stderr=to_stderr)
     return run_with_pidfile_held(cfg, to_stderr)

@@ -31,11 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.statsfile import Record, sorted_records, write_atomic  # noqa: E402
-from agent.statsparse import read_stats  # noqa: E402
-from coalesce.inventory import HostSpec  # noqa: E402
-from coalesce.merge import Source, composite_header, merge_into, paused_gc  # noqa: E402
-from coalesce.sshfetch import FetchResult, fetch_all, fetch_host  # noqa: E402
+from ncs.agent.statsfile import Record, sorted_records, write_atomic  # noqa: E402
+from ncs.agent.statsparse import read_stats  # noqa: E402
+from ncs.coalesce.inventory import HostSpec  # noqa: E402
+from ncs.coalesce.merge import Source, composite_header, merge_into, paused_gc  # noqa: E402
+from ncs.coalesce.sshfetch import FetchResult, fetch_all, fetch_host  # noqa: E402
 
 START = 1_700_000_000
 NAMES = [f"host{i}.example{i % 50}.com" for i in range(500)]

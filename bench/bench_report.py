@@ -25,10 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from agent.statscols import read_columns  # noqa: E402
-from agent.statsfile import Record, write_atomic  # noqa: E402
-from agent.statsparse import read_stats  # noqa: E402
-from report.group import make_report  # noqa: E402
+from ncs.agent.statscols import read_columns  # noqa: E402
+from ncs.agent.statsfile import Record, write_atomic  # noqa: E402
+from ncs.agent.statsparse import read_stats  # noqa: E402
+from ncs.report.group import make_report  # noqa: E402
 
 NOW = 1145923334
 SUFFIXES = ["com", "net", "org", "co.uk", "com.au", "de", "io"]

@@ -22,8 +22,8 @@ import subprocess
 import tempfile
 import time
 
-from agent.statsfile import Record, sorted_records, write_atomic
-from agent.statsparse import read_stats
+from ncs.agent.statsfile import Record, sorted_records, write_atomic
+from ncs.agent.statsparse import read_stats
 
 
 def peak_rss_mib() -> float:

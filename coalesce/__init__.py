@@ -1,1 +1,1 @@
-"""ncs coalesce: fetch stats files from many hosts over SSH and merge them."""
+"""ncs.coalesce: fetch stats files from many hosts over SSH and merge them."""

@@ -10,13 +10,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from agent import __version__
-from agent.statsfile import sorted_records, write_atomic
-from coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
-from coalesce.localagent import fetch_local
-from coalesce.lock import LockBusy, RunLock
-from coalesce.merge import Failure, Source, composite_header, merge_records
-from coalesce.sshfetch import FetchResult, fetch_all
+from ncs import __version__
+from ncs.agent.statsfile import sorted_records, write_atomic
+from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
+from ncs.coalesce.localagent import fetch_local
+from ncs.coalesce.lock import LockBusy, RunLock
+from ncs.coalesce.merge import Failure, Source, composite_header, merge_records
+from ncs.coalesce.sshfetch import FetchResult, fetch_all
 
 EXIT_OK = 0
 EXIT_HOST_FAILED = 1
@@ -230,7 +230,7 @@ def _report(args: argparse.Namespace, output: str, status: int) -> int:
 def _report_main() -> Callable[[list[str]], int] | None:
     """Return ncs-report's main function, or None when report.cli is missing."""
     try:
-        from report.cli import main as report_main
+        from ncs.report.cli import main as report_main
     except ImportError:
         return None
     return report_main

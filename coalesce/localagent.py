@@ -6,9 +6,9 @@ import os
 import socket
 import time
 
-from agent.statsparse import StatsFormatError, read_stats
-from coalesce.inventory import LocalAgent
-from coalesce.sshfetch import FetchResult
+from ncs.agent.statsparse import StatsFormatError, read_stats
+from ncs.coalesce.inventory import LocalAgent
+from ncs.coalesce.sshfetch import FetchResult
 
 _POLL_SECONDS = 0.05
 

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from agent import __version__
-from agent.statsfile import Record, StatsFile, localtime_text, safe_text
+from ncs import __version__
+from ncs.agent.statsfile import Record, StatsFile, localtime_text, safe_text
 
 
 @dataclass(frozen=True)

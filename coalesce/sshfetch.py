@@ -22,9 +22,9 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from agent.statsfile import StatsFile
-from agent.statsparse import StatsFormatError, decode_stats_bytes, parse_stats
-from coalesce.inventory import HostSpec
+from ncs.agent.statsfile import StatsFile
+from ncs.agent.statsparse import StatsFormatError, decode_stats_bytes, parse_stats
+from ncs.coalesce.inventory import HostSpec
 
 #: How often the output loop wakes up to drain stderr and look at the clock.
 _POLL_SECONDS = 0.2

@@ -1,1 +1,1 @@
-"""ncs report: group a stats file by prefix or domain and render it."""
+"""ncs.report: group a stats file by prefix or domain and render it."""

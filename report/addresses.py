@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agent.statscols import StatsColumns, address_keys
+from ncs.agent.statscols import StatsColumns, address_keys
 
 # IPv6 keys are offset past every IPv4 key, so one integer orders both
 # families (IPv4 first) and compares faster than a tuple.

@@ -14,15 +14,21 @@ import io
 import sys
 from typing import IO
 
-from agent import __version__
-from agent.statscols import read_columns
-from agent.statsparse import StatsFormatError
-from report.cache import Served, WebOptions, parse_hostport, serve
-from report.group import DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX, GroupingError, Report, make_report
-from report.render_html import cgi_response, error_html, render_fragment
-from report.render_json import write_json
-from report.render_table import render_table
-from report.render_text import write_text
+from ncs import __version__
+from ncs.agent.statscols import read_columns
+from ncs.agent.statsparse import StatsFormatError
+from ncs.report.cache import Served, WebOptions, parse_hostport, serve
+from ncs.report.group import (
+    DEFAULT_V4_PREFIX,
+    DEFAULT_V6_PREFIX,
+    GroupingError,
+    Report,
+    make_report,
+)
+from ncs.report.render_html import cgi_response, error_html, render_fragment
+from ncs.report.render_json import write_json
+from ncs.report.render_table import render_table
+from ncs.report.render_text import write_text
 
 FORMATS = ("table", "text", "html", "cgi", "json")
 PROG = "ncs-report"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from agent.statsfile import safe_text
-from report.group import Group, Report
+from ncs.agent.statsfile import safe_text
+from ncs.report.group import Group, Report
 
 
 def clean_line(line: str) -> str:

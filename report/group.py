@@ -22,11 +22,11 @@ from typing import overload
 
 import numpy as np
 
-from agent.statscols import StatsColumns
-from agent.statsfile import Record, StatsFile
-from agent.twocore import map_in_halves
-from report.addresses import AddressTable, address_key, network_label, split_key
-from report.domains import DomainFinder, registrable_domain
+from ncs.agent.statscols import StatsColumns
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.agent.twocore import map_in_halves
+from ncs.report.addresses import AddressTable, address_key, network_label, split_key
+from ncs.report.domains import DomainFinder, registrable_domain
 
 __all__ = [
     "CHUNK_ADDRESSES",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 
-from report.display import (
+from ncs.report.display import (
     clean_name,
     grouping_title,
     header_facts,
@@ -17,7 +17,7 @@ from report.display import (
     share,
     shown_groups,
 )
-from report.group import Group, Report
+from ncs.report.group import Group, Report
 
 #: How many groups the bar chart shows.
 CHART_GROUPS = 10

@@ -17,10 +17,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from agent.statscols import StatsColumns
-from agent.statsfile import Record
-from agent.twocore import map_in_halves
-from report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
+from ncs.agent.statscols import StatsColumns
+from ncs.agent.statsfile import Record
+from ncs.agent.twocore import map_in_halves
+from ncs.report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
 
 SCHEMA = "ncs-report/1"
 

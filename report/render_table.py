@@ -14,7 +14,7 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
-from report.display import (
+from ncs.report.display import (
     clean_name,
     grouping_title,
     header_facts,
@@ -22,7 +22,7 @@ from report.display import (
     share,
     shown_groups,
 )
-from report.group import Group, Report
+from ncs.report.group import Group, Report
 
 #: Header keys shown above the table, when the stats file has them.
 FACT_KEYS = ("start", "current", "device", "bpf")

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from agent.twocore import map_in_halves
-from report.display import clean_line, clean_name, contact_time, grouping_title
-from report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
+from ncs.agent.twocore import map_in_halves
+from ncs.report.display import clean_line, clean_name, contact_time, grouping_title
+from ncs.report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
 
 #: The column title printed before the groups and again before the totals.
 TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast contact time\n\n"

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.statsparse import read_stats
+from ncs.agent.statsparse import read_stats
 from tests.agent.test_live import dump_now, read_until
 from tests.support.nsd import SOA_MNAME, Ptr
 from tests.support.pcapgen import LINKTYPE_EN10MB, Pkt, build, write_pcap

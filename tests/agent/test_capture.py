@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent.capture import WRAP, DropCounter
+from ncs.agent.capture import WRAP, DropCounter
 
 
 def test_drop_counters_survive_32_bit_wraps():

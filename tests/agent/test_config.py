@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.config import AgentConfig, format_match, load_config, parse_match, resolve_config
+from ncs.agent.config import AgentConfig, format_match, load_config, parse_match, resolve_config
 
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "ncs.agent.cli"]
 GOOD_BPF = "udp and host 127.0.0.1"  # lo carries 127.0.0.1 in every namespace
 
 

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.pidfile import catches_signal, process_alive
-from agent.statsfile import StatsFile
-from agent.statsparse import parse_stats, read_stats
+from ncs.agent.pidfile import catches_signal, process_alive
+from ncs.agent.statsfile import StatsFile
+from ncs.agent.statsparse import parse_stats, read_stats
 
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "ncs.agent.cli"]
 UDP_OVERHEAD = 14 + 20 + 8  # Ethernet + IPv4 + UDP headers on a veth (no padding)
 SINK_PORT = 9  # the discard port; nothing listens, the agent counts what passes the filter
 DUMP_PORT = 10004

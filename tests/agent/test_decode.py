@@ -11,9 +11,9 @@ import numpy as np
 import pcapy
 import pytest
 
-from agent.decode import Decoder, PayloadFilter
-from agent.keys import RemoteKeys
-from agent.statsparse import read_stats
+from ncs.agent.decode import Decoder, PayloadFilter
+from ncs.agent.keys import RemoteKeys
+from ncs.agent.statsparse import read_stats
 from tests.support.pcapgen import (
     ALL_LINKTYPES,
     LINKTYPE_EN10MB,
@@ -29,7 +29,7 @@ BPF = f"host {ME4} or host {ME6}"
 # BPF's `host` does not look inside 802.1Q/802.1ad frames: each `vlan` shifts
 # the offsets by one tag, so tagged traffic needs the expression repeated.
 BPF_VLAN = f"{BPF} or (vlan and ({BPF} or (vlan and ({BPF}))))"
-AGENT = [sys.executable, "-m", "agent.cli"]
+AGENT = [sys.executable, "-m", "ncs.agent.cli"]
 
 
 def traffic(linktype: int) -> list[Pkt]:

@@ -10,9 +10,9 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from agent import dumptext, runner
-from agent.config import AgentConfig
-from agent.statsparse import read_stats
+from ncs.agent import dumptext, runner
+from ncs.agent.config import AgentConfig
+from ncs.agent.statsparse import read_stats
 
 ME = "198.51.100.10"
 

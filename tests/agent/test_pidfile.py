@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.pidfile import (
+from ncs.agent.pidfile import (
     AlreadyRunning,
     create_pidfile,
     process_alive,
@@ -96,7 +96,7 @@ def test_remove_only_own_pid(tmp_path: Path, sleeper) -> None:
 
 RACER = """
 import os, sys, time
-from agent.pidfile import AlreadyRunning, create_pidfile
+from ncs.agent.pidfile import AlreadyRunning, create_pidfile
 go = float(sys.argv[2])
 while time.time() < go:
     pass

@@ -12,7 +12,7 @@ import dns.name
 import dns.reversename
 import pytest
 
-from agent.resolver import (
+from ncs.agent.resolver import (
     MIN_TTL,
     Answer,
     ReverseResolver,

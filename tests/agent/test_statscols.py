@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent import statscols, twocore
-from agent.statscols import StatsColumns, columns_from_text, read_columns
-from agent.statsfile import Record, StatsFile, iter_stats_text, sorted_records
-from agent.statsparse import StatsFormatError, parse_stats
+from ncs.agent import statscols, twocore
+from ncs.agent.statscols import StatsColumns, columns_from_text, read_columns
+from ncs.agent.statsfile import Record, StatsFile, iter_stats_text, sorted_records
+from ncs.agent.statsparse import StatsFormatError, parse_stats
 from tests.agent.test_statsparse import ORIGINAL_AGENT_FILE, ORIGINAL_AGENT_RECORDS
 
 addresses = st.one_of(

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent import __version__
-from agent.statsfile import (
+from ncs import __version__
+from ncs.agent.statsfile import (
     Header,
     Record,
     StatsFile,
@@ -23,7 +23,7 @@ from agent.statsfile import (
     sorted_records,
     write_atomic,
 )
-from agent.statsparse import parse_stats
+from ncs.agent.statsparse import parse_stats
 
 PERL = shutil.which("perl")
 needs_perl = pytest.mark.skipif(PERL is None, reason="perl is not installed")

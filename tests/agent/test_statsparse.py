@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.statsfile import Record, StatsFile
-from agent.statsparse import StatsFormatError, parse_stats, read_stats
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.agent.statsparse import StatsFormatError, parse_stats, read_stats
 
 PERL = shutil.which("perl")
 needs_perl = pytest.mark.skipif(PERL is None, reason="perl is not installed")
@@ -378,7 +378,7 @@ def test_read_stats_raw_bytes_in_names(tmp_path: Path) -> None:
 
 
 def test_read_stats_stdin(tmp_path: Path) -> None:
-    code = ("from agent.statsparse import read_stats; f = read_stats('-'); "
+    code = ("from ncs.agent.statsparse import read_stats; f = read_stats('-'); "
             "print(f.source, sorted(f.records))")
     proc = subprocess.run([sys.executable, "-c", code], input=ORIGINAL_AGENT_FILE.encode(),
                           capture_output=True, timeout=60, cwd=os.getcwd())

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.keys import RemoteKeys
-from agent.table import StatsTable
+from ncs.agent.keys import RemoteKeys
+from ncs.agent.table import StatsTable
 from tests.agent.reference import ReferenceTable
 
 START = 1000
@@ -199,7 +199,7 @@ def test_batch_equals_per_packet_reference(pkts, steps):
                 min_size=0, max_size=60, unique_by=lambda x: x[0]))
 def test_vectorised_dump_equals_per_record_format(rows):
     """The numpy dump writes exactly what statsfile.format_record writes, names included."""
-    from agent.statsfile import format_record
+    from ncs.agent.statsfile import format_record
 
     keys = RemoteKeys()
     t = StatsTable(START, keys, max_hosts=10**6)
@@ -217,7 +217,7 @@ def test_vectorised_dump_equals_per_record_format(rows):
 
 def test_ipv6_keys_survive_digest_collisions_and_release():
     """Two addresses whose digests collide keep their own keys; released keys are reused."""
-    import agent.keys as K
+    import ncs.agent.keys as K
 
     keys = RemoteKeys()
     real = K._digest

@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from agent.statsparse import StatsFormatError
-from agent.twocore import ForkedCall, can_fork, map_in_halves
+from ncs.agent.statsparse import StatsFormatError
+from ncs.agent.twocore import ForkedCall, can_fork, map_in_halves
 
 
 def test_the_childs_value_comes_back_from_another_process() -> None:

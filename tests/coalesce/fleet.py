@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.statsfile import Record, sorted_records, write_atomic
+from ncs.agent.statsfile import Record, sorted_records, write_atomic
 from tests.support.sshd import Sshd, SshdFactory, SshKey
 
 REPO = Path(__file__).resolve().parents[2]
@@ -177,8 +177,8 @@ class Run:
 
 
 def run_coalesce(*args: str, timeout: float = 120) -> Run:
-    """Run `python -m coalesce.cli ARGS` (stderr not a terminal: plain summary lines)."""
+    """Run `python -m ncs.coalesce.cli ARGS` (stderr not a terminal: plain summary lines)."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "coalesce.cli", *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "ncs.coalesce.cli", *args], cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
     return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)

@@ -7,9 +7,9 @@ import random
 import time
 from pathlib import Path
 
-from coalesce.inventory import load_inventory
-from coalesce.merge import merge_records
-from coalesce.sshfetch import fetch_all
+from ncs.coalesce.inventory import load_inventory
+from ncs.coalesce.merge import merge_records
+from ncs.coalesce.sshfetch import fetch_all
 from tests.coalesce.fleet import Fleet, as_tuples, expected_merge, make_records, write_stats
 
 START = 1_700_000_000

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.statsparse import read_stats
+from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import Fleet, as_tuples, expected_merge, make_records, write_stats
 from tests.support.sshd import make_client_key
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.statsparse import read_stats
-from coalesce.inventory import DEFAULT_COMMAND
+from ncs.agent.statsparse import read_stats
+from ncs.coalesce.inventory import DEFAULT_COMMAND
 from tests.coalesce.fleet import (
     REPO,
     Fleet,
@@ -189,7 +189,7 @@ def test_key_from_ssh_agent(fleet: Fleet, tmp_path: Path):
                                    "command": f"cat {paths[0]}"}},
         }))
         out = tmp_path / "out.stats"
-        proc = subprocess.run([sys.executable, "-m", "coalesce.cli", "-i", str(inventory), "-o", str(out)],
+        proc = subprocess.run([sys.executable, "-m", "ncs.coalesce.cli", "-i", str(inventory), "-o", str(out)],
                               cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert as_tuples(read_stats(str(out)).records) == expected_merge(tables)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from coalesce.inventory import DEFAULT_COMMAND, InventoryError, load_inventory
+from ncs.coalesce.inventory import DEFAULT_COMMAND, InventoryError, load_inventory
 from tests.coalesce.fleet import REPO, run_coalesce
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.statsparse import read_stats
+from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import REPO, Fleet, as_tuples, expected_merge, make_records, write_stats
 from tests.support.sshd import random_loopback
 
@@ -27,7 +27,7 @@ def test_local_agent_is_asked_to_dump_and_merged_first(fleet: Fleet, tmp_path: P
     port = _free_udp_port()
     stats = tmp_path / "local.stats"
     agent = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", "--bpf", f"udp and host {monitored}", "--no-dns",
+        [sys.executable, "-m", "ncs.agent.cli", "run", "--bpf", f"udp and host {monitored}", "--no-dns",
          "--device", "lo", "--stats", str(stats), "--port", str(port), "--host", "127.0.0.1",
          "--name", f"coalesce-local-{port}", "--piddir", str(tmp_path)],
         cwd=REPO, stderr=subprocess.PIPE, text=True)

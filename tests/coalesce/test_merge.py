@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.statsfile import Record, StatsFile, sorted_records, write_atomic
-from agent.statsparse import read_stats
-from coalesce.merge import Failure, Source, composite_header, merge_records
+from ncs.agent.statsfile import Record, StatsFile, sorted_records, write_atomic
+from ncs.agent.statsparse import read_stats
+from ncs.coalesce.merge import Failure, Source, composite_header, merge_records
 from tests.coalesce.fleet import as_tuples, expected_merge, make_records, stats_header
 
 START = 1_700_000_000

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.statsparse import read_stats
+from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import as_tuples, expected_merge, run_coalesce
 from tests.support.sshd import SshdFactory, SshKey
 
@@ -55,7 +55,7 @@ def test_composite_equals_the_sum_of_three_live_agents(netlab, sshd_factory: Ssh
     for name, address in HOSTS.items():
         host = netlab.add_host(name, address)
         conf = _agent_config(tmp_path / name, f"agent-{name}", address)
-        host.run([sys.executable, "-m", "agent.cli", "-c", str(conf), "start"])
+        host.run([sys.executable, "-m", "ncs.agent.cli", "-c", str(conf), "start"])
         server = sshd_factory.start(address=address, port=2222, netns=host.netns)
         server.authorize(client_key, options=(
             f'command="ncs-agent -c {conf} dump --wait --max-age 300 --print",restrict'))
@@ -89,5 +89,5 @@ def test_composite_equals_the_sum_of_three_live_agents(netlab, sshd_factory: Ssh
         assert set(composite.records) == {"198.51.100.1", *HOSTS.values()}
     finally:
         for name, conf in configs.items():
-            subprocess.run(hosts[name].cmd([sys.executable, "-m", "agent.cli", "-c", str(conf), "stop"]),
+            subprocess.run(hosts[name].cmd([sys.executable, "-m", "ncs.agent.cli", "-c", str(conf), "stop"]),
                            capture_output=True, timeout=30)

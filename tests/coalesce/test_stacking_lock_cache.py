@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from agent.statsparse import read_stats
+from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import (
     REPO,
     Fleet,
@@ -72,7 +72,7 @@ def test_composite_of_composites_equals_composite_of_all(fleet: Fleet, tmp_path:
 
 def _hold_lock(path: Path) -> subprocess.Popen:
     """Start a process that holds the coalescer's lock on PATH until killed; waits until it does."""
-    code = ("import sys, time; from coalesce.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
+    code = ("import sys, time; from ncs.coalesce.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
             "print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO,
                             stdout=subprocess.PIPE, text=True)
@@ -156,7 +156,7 @@ def test_terminal_gets_progress_and_a_summary_table(fleet: Fleet, tmp_path: Path
     if pid == 0:  # child: stdout and stderr are the terminal
         os.chdir(REPO)
         os.environ.update({"COLUMNS": "500", "TERM": "xterm"})
-        os.execv(sys.executable, [sys.executable, "-m", "coalesce.cli", "-i", str(fleet.inventory_path)])
+        os.execv(sys.executable, [sys.executable, "-m", "ncs.coalesce.cli", "-i", str(fleet.inventory_path)])
     chunks = []
     while True:
         try:

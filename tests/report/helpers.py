@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from agent.statsfile import Record, write_atomic
+from ncs.agent.statsfile import Record, write_atomic
 
 VENV_BIN = Path(sys.executable).parent
 NCS_REPORT = str(VENV_BIN / "ncs-report")
@@ -18,7 +18,7 @@ NOW = 1145923334
 
 def write_stats(path: Path, header: list[str], records: dict[str, Record]) -> Path:
     """Write RECORDS under HEADER to PATH in address order (the agent's writer); return PATH."""
-    from agent.statsfile import sorted_records
+    from ncs.agent.statsfile import sorted_records
 
     write_atomic(str(path), header, sorted_records(records))
     return path

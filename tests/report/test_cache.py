@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.control import ControlPort
-from agent.statsfile import Record
+from ncs.agent.control import ControlPort
+from ncs.agent.statsfile import Record
 
 from .helpers import NCS_REPORT, NOW, run_report, write_stats
 

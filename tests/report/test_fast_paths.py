@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from publicsuffixlist import PSLFILE, PublicSuffixList
 
-from agent.statsfile import Record, StatsFile
-from report.domains import DomainFinder
-from report.group import make_report
-from report.render_json import (
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.report.domains import DomainFinder
+from ncs.report.group import make_report
+from ncs.report.render_json import (
     _address_object,
     _plain_chunk,
     addresses_text,
@@ -27,7 +27,7 @@ from report.render_json import (
     plain_columns,
     render_json,
 )
-from report.render_text import address_line, group_lines, summary_line
+from ncs.report.render_text import address_line, group_lines, summary_line
 
 NOW = 1145923334
 PSL = PublicSuffixList()
@@ -180,9 +180,9 @@ def test_fast_json_and_text_match_the_per_address_path(rows) -> None:
 
 
 def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
-    from report import render_json as rj
-    from report import render_text as rt
-    from report.render_text import render_text
+    from ncs.report import render_json as rj
+    from ncs.report import render_text as rt
+    from ncs.report.render_text import render_text
 
     rng = random.Random(8)
     records = {f"198.51.{100 + i % 4}.{i // 4}": Record(
@@ -208,7 +208,7 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
         json.loads(serial[0])
         monkeypatch.undo()
     # Domains judged in two halves (one in a child) group exactly as in one.
-    from report import group as group_module
+    from ncs.report import group as group_module
 
     stats = StatsFile(["ncs version 1.0.0"], records, "mem")
     serial_groups = actual_groups(records, "domain", 24, 64)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import random
 
-from agent.statsfile import Record, StatsFile
-from report.group import make_report, registrable_domain
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.report.group import make_report, registrable_domain
 
 NOW = 1145923334
 

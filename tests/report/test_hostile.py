@@ -7,12 +7,12 @@ import json
 import re
 from pathlib import Path
 
-from agent.statsfile import Record, StatsFile
-from report.group import make_report
-from report.render_html import cgi_response, render_fragment
-from report.render_json import render_json
-from report.render_table import render_table
-from report.render_text import render_text
+from ncs.agent.statsfile import Record, StatsFile
+from ncs.report.group import make_report
+from ncs.report.render_html import cgi_response, render_fragment
+from ncs.report.render_json import render_json
+from ncs.report.render_table import render_table
+from ncs.report.render_text import render_text
 
 from .helpers import NOW, run_report, write_stats
 

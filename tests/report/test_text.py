@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.statsfile import Record
+from ncs.agent.statsfile import Record
 
 from .helpers import NOW, run_report, write_stats
 

@@ -68,7 +68,9 @@ def report_command(base: Path) -> str:
     wrapper = base / "ncs-report"
     wrapper.write_text(
         "#!/bin/sh\n"
-        f"PYTHONPATH='{REPO}:{site}' exec {system_python} -m report.cli \"$@\"\n"
+        # addsitedir runs the venv's .pth files, whose finder maps ncs.report to report/.
+        f"exec {system_python} -c 'import site, sys; site.addsitedir(\"{site}\"); "
+        f"from ncs.report.cli import main; sys.exit(main())' \"$@\"\n"
     )
     wrapper.chmod(0o755)
     if not _as_web_user_ok([str(wrapper), "--version"]):
