@@ -13,28 +13,14 @@ import socket
 
 import numpy as np
 
+from ncs.agent.keyindex import KeyIndex, distinct
+
 V6_BASE = 1 << 32
 _LOW64 = (1 << 64) - 1
 
 
 _MIX1 = np.uint64(0x9E3779B97F4A7C15)
 _MIX2 = np.uint64(0xC2B2AE3D27D4EB4F)
-
-
-def distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return (the distinct VALUES sorted, the index of one occurrence of each, the
-    position of each value in the first array).
-
-    Like np.unique with return_index and return_inverse, by sorting: numpy 2's
-    np.unique without indices hashes, which is several times slower on keys.
-    """
-    order = np.argsort(values)
-    ordered = values[order]
-    head = np.ones(len(values), bool)
-    np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
-    inverse = np.empty(len(values), np.intp)
-    inverse[order] = np.cumsum(head) - 1
-    return ordered[head], order[head], inverse
 
 
 def _digest(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
@@ -53,8 +39,6 @@ class RemoteKeys:
     """
 
     def __init__(self) -> None:
-        from ncs.agent.table import KeyIndex  # the same vectorised hash the table uses
-
         self._digests = KeyIndex()
         self._overflow: dict[int, int] = {}  # address value -> slot, for digest collisions
         self._hi = np.zeros(1024, np.uint64)

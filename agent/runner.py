@@ -7,13 +7,11 @@ only set flags; the loop acts on them between batches.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import select
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 # The agent does no linear algebra.  Left alone, importing numpy starts one
@@ -28,16 +26,16 @@ from ncs.agent.bpfhosts import monitored_addresses
 from ncs.agent.capture import BATCH, Capture, CaptureError
 from ncs.agent.config import AgentConfig, ConfigError
 from ncs.agent.decode import Decoder, PacketBatch, PayloadFilter
-from ncs.agent.dumptext import file_chunks
 from ncs.agent.keys import RemoteKeys
-from ncs.agent.statsfile import Header, header_lines, replace_file
 from ncs.agent.table import StatsTable
+from ncs.files import replace_file
+from ncs.stats.header import Header, header_lines
+from ncs.stats.writer import file_chunks
 
 IDLE_TICK = 1.0  # seconds select waits when nothing happens
 DRAIN_BATCHES = 64  # batches read per wakeup before looking at DNS, signals, the port
 DNS_EXPIRE_EVERY = 15
 REPLAY_DNS_WAIT = 3.0  # seconds a replay waits for its last answers
-PARALLEL_DUMP = 200_000  # records from which a dump is formatted on two cores
 
 
 @dataclass
@@ -171,12 +169,10 @@ class Agent:
             for chunk in file_chunks(header, blocks):
                 stream.buffer.write(chunk)
             stream.buffer.flush()
-        elif self.table is not None and len(self.table) >= PARALLEL_DUMP:
-            with _second_half_in_child(self.table, self.cfg.stats_path + ".part") as blocks:
-                replace_file(self.cfg.stats_path, file_chunks(header, blocks))
         else:
-            blocks = self.table.record_blocks() if self.table else iter(())
-            replace_file(self.cfg.stats_path, file_chunks(header, blocks))
+            path = self.cfg.stats_path
+            blocks = self.table.record_blocks(os.path.dirname(os.path.abspath(path))) if self.table else iter(())
+            replace_file(path, file_chunks(header, blocks))
 
     def write_in_child(self, current: int) -> None:
         """Write the stats file from a forked copy, so capture goes on meanwhile."""
@@ -200,44 +196,6 @@ class Agent:
             pid, _ = os.waitpid(self.dump_child, 0 if block else os.WNOHANG)
             if pid:
                 self.dump_child = 0
-
-
-@contextlib.contextmanager
-def _second_half_in_child(table: StatsTable, part: str) -> Iterator[Iterator[bytes]]:
-    """Format a big dump on two cores: a forked child writes the second half of the
-    records to PART while this process formats the first half; yields the blocks
-    of the whole dump in order.  The child's failure raises OSError."""
-    chunks = table.dump_chunks()
-    # IPv6 rows cost about three times as much to lay out: balance the two halves by cost
-    cost = np.cumsum([len(rows) * (1 if v4 else 3) for rows, v4 in chunks])
-    half = int(np.searchsorted(cost, cost[-1] / 2))
-    pid = os.fork()
-    if pid == 0:
-        status = 1
-        try:
-            with open(part, "wb") as out:
-                for block in table.record_blocks(chunks[half:]):
-                    out.write(block)
-            status = 0
-        finally:
-            os._exit(status)
-
-    def blocks() -> Iterator[bytes]:
-        yield from table.record_blocks(chunks[:half])
-        _, status = os.waitpid(pid, 0)
-        if status:
-            raise OSError(f"{part}: the process formatting the dump's second half failed")
-        with open(part, "rb") as f:
-            while block := f.read(1 << 22):
-                yield block
-
-    try:
-        yield blocks()
-    finally:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
 
 
 def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ncs.agent import dumptext
-from ncs.agent.keys import RemoteKeys, distinct
-from ncs.agent.statsfile import Record, format_record
+from ncs.agent.keyindex import KeyIndex, distinct
+from ncs.agent.keys import V6_BASE, RemoteKeys
+from ncs.stats import writer
+from ncs.stats.addresses import AddressKeys
+from ncs.stats.columns import NO_NAMES, StatsColumns
 
 FOLD_AFTER = 300  # seconds a record accumulates before its rates fold
 MIN_HITS = 5  # a record born at the start keeps accumulating below this many hits
@@ -84,129 +86,6 @@ class GlobalRate:
     @property
     def bytes_per_second(self) -> float:
         return self.bw / 3600
-
-
-EMPTY = np.uint64(2**64 - 1)  # never a key: keys are below 2**32 + 2**64 - 2 in practice
-TOMB = np.uint64(2**64 - 2)  # a deleted slot: lookups probe past it, inserts reuse it
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-
-
-class KeyIndex:
-    """uint64 key -> row: an open-addressing hash table probed with vectorised numpy.
-
-    Linear probing at a load of at most one half; every operation handles a
-    whole array of keys per probing round, so a batch of thousands of packets
-    costs a few array passes, not thousands of Python calls.  Rows are int32
-    (the table holds at most 2**31 - 1 records), which keeps the index at 12
-    bytes a slot.
-    """
-
-    def __init__(self, capacity: int = 1 << 12) -> None:
-        self._alloc(capacity)
-        self.used = 0
-        self.tombs = 0
-
-    def _alloc(self, capacity: int) -> None:
-        self.bits = max(4, int(capacity - 1).bit_length())
-        self.mask = np.uint64((1 << self.bits) - 1)
-        self.skeys = np.full(1 << self.bits, EMPTY, np.uint64)
-        # Filled although only read where skeys holds a key: touching the pages
-        # in order now costs less than faulting them in one by one on random writes.
-        self.srows = np.full(1 << self.bits, -1, np.int32)
-
-    def __len__(self) -> int:
-        return self.used
-
-    def _hash(self, keys: np.ndarray) -> np.ndarray:
-        # Fibonacci hashing: the high bits of key * 2**64/phi spread nearby addresses.
-        return (keys * _GOLDEN) >> np.uint64(64 - self.bits)
-
-    def probe(self, query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return (slot holding each key of QUERY or -1, slot where each absent key's probe ended).
-
-        The second array is meaningful only where the first is -1: the empty
-        slot an insert of that key can start from (see `insert`).
-        """
-        slot = self._hash(query)
-        sk = self.skeys[slot]
-        hit = sk == query
-        empty = sk == EMPTY
-        # most probes end at the home slot: settle them without index arrays
-        home = slot.astype(np.int64)
-        found = np.where(hit, home, -1)
-        ends = np.where(empty, home, -1)
-        pending = np.flatnonzero(~(hit | empty))
-        q = query[pending]
-        slot = (slot[pending] + np.uint64(1)) & self.mask
-        while len(pending):
-            sk = self.skeys[slot]
-            hit = sk == q
-            empty = sk == EMPTY
-            found[pending[hit]] = slot[hit]
-            ends[pending[empty]] = slot[empty]
-            go = np.flatnonzero(~(hit | empty))
-            pending, q, slot = pending[go], q[go], (slot[go] + np.uint64(1)) & self.mask
-        return found, ends
-
-    def slots(self, query: np.ndarray) -> np.ndarray:
-        """Return the slot holding each key of QUERY, -1 where absent."""
-        return self.probe(query)[0]
-
-    def rows_of(self, slots: np.ndarray) -> np.ndarray:
-        """Return the rows stored at SLOTS (from `probe`), -1 where a slot is -1."""
-        found = slots >= 0
-        rows = np.full(len(slots), -1, np.int64)
-        rows[found] = self.srows[slots[found]]
-        return rows
-
-    def lookup(self, query: np.ndarray) -> np.ndarray:
-        """Return the row of each key in QUERY, -1 where absent."""
-        return self.rows_of(self.slots(query))
-
-    def insert(self, keys: np.ndarray, rows: np.ndarray, starts: np.ndarray | None = None) -> None:
-        """Add KEYS (unique, absent) with their ROWS.
-
-        STARTS, if given, are the probe ends `probe` returned for KEYS; probing
-        resumes there instead of at each key's home slot.  They stay valid
-        across inserts and removals (which never empty a slot) and are ignored
-        when this insert has to grow the index.
-        """
-        if 2 * (self.used + self.tombs + len(keys)) > len(self.skeys):
-            self._rehash(self.used + len(keys))
-            starts = None
-        self._place(keys, rows, self._hash(keys) if starts is None else starts.astype(np.uint64))
-        self.used += len(keys)
-
-    def _place(self, keys: np.ndarray, rows: np.ndarray, slot: np.ndarray) -> None:
-        """Store KEYS and ROWS, probing forward from SLOT."""
-        while len(keys):
-            sk = self.skeys[slot]
-            free = (sk == EMPTY) | (sk == TOMB) if self.tombs else sk == EMPTY
-            fs = slot[free]
-            fk = keys[free]
-            self.skeys[fs] = fk  # several keys may race for one slot: one wins
-            won = np.zeros(len(keys), bool)
-            won[free] = self.skeys[fs] == fk
-            self.srows[slot[won]] = rows[won]
-            if self.tombs:
-                self.tombs -= int(np.count_nonzero(sk[won] == TOMB))
-            lost = np.flatnonzero(~won)
-            keys, rows, slot = keys[lost], rows[lost], (slot[lost] + np.uint64(1)) & self.mask
-
-    def _rehash(self, live: int) -> None:
-        keep = self.skeys < TOMB
-        keys, rows = self.skeys[keep], self.srows[keep]
-        self._alloc(4 * max(live, 1024))
-        self.tombs = 0
-        self._place(keys, rows, self._hash(keys))
-
-    def remove(self, keys: np.ndarray) -> None:
-        """Drop KEYS (present ones) from the index."""
-        slots = self.slots(keys)
-        slots = slots[slots >= 0]
-        self.skeys[slots] = TOMB
-        self.used -= len(slots)
-        self.tombs += len(slots)
 
 
 class StatsTable:
@@ -460,16 +339,8 @@ class StatsTable:
 
     # -- output ------------------------------------------------------------
 
-    def records(self) -> Iterator[tuple[str, Record]]:
-        """Yield (address, Record) for every record, IPv4 numerically first, then IPv6."""
-        for order in self._ordered_rows():
-            # Convert in slices: Python objects for a million rows at once would
-            # cost more memory than the table itself.
-            for at in range(0, len(order), 65536):
-                yield from self._records_of(order[at:at + 65536])
-
-    def _ordered_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return (IPv4 rows by address, IPv6 rows by address)."""
+    def ordered_rows(self) -> np.ndarray:
+        """Return the rows of every record in file order: IPv4 numerically first, then IPv6."""
         rows = np.nonzero(self.alive[:self._top])[0]
         keys = self.K[rows]
         v4 = keys < (1 << 32)
@@ -479,43 +350,29 @@ class StatsTable:
         packed = np.sort((keys[v4] << np.uint64(32)) | rows[v4].astype(np.uint64))
         order4 = (packed & low32).astype(np.int64)
         rows6 = rows[~v4]
-        return order4, rows6[self.keys.v6_order(keys[~v4])]
+        return np.concatenate([order4, rows6[self.keys.v6_order(keys[~v4])]])
 
-    def dump_chunks(self) -> list[tuple[np.ndarray, bool]]:
-        """The rows of a dump in file order, cut in chunks: [(rows, is_ipv4), ...]."""
-        order4, order6 = self._ordered_rows()
-        return [(order[at:at + dumptext.CHUNK], v4)
-                for order, v4 in ((order4, True), (order6, False))
-                for at in range(0, len(order), dumptext.CHUNK)]
+    def columns(self, rows: np.ndarray) -> StatsColumns:
+        """Return ROWS (from `ordered_rows`) as a table of columns, without a header."""
+        keys = self.K[rows]
+        is6 = keys >= np.uint64(V6_BASE)
+        hi = np.zeros(len(rows), np.uint64)
+        lo = keys.copy()
+        if is6.any():
+            hi[is6], lo[is6] = self.keys.v6_halves(keys[is6])
+        numbers = {"B": self.B[rows], "C": self.C[rows], "E": self.E[rows], "R": self.R[rows],
+                   "S": np.full(len(rows), self.start, np.int64), "T": self.T[rows],
+                   "W": self.W[rows]}
+        get = self.names.get
+        names = [get(row, NO_NAMES) for row in rows.tolist()] if self.names else [NO_NAMES] * len(rows)
+        return StatsColumns([], AddressKeys(is6, hi, lo), numbers, names)
 
-    def record_blocks(self, chunks: list[tuple[np.ndarray, bool]] | None = None
-                      ) -> Iterator[bytes | bytearray]:
-        """Yield the file text of CHUNKS (default: every record, in file order), vectorised."""
-        for chunk, v4 in self.dump_chunks() if chunks is None else chunks:
-            text = dumptext.record_chunks(*self._chunk_fields(chunk, v4))
-            if text is None:  # a value numpy cannot lay out: format these one by one
-                text = self._slow_text(chunk)
-            yield text
+    def record_blocks(self, spool_dir: str | None = None) -> Iterator[bytes | bytearray]:
+        """Yield the record blocks of a dump, in file order.
 
-    def _chunk_fields(self, chunk: np.ndarray, v4: bool) -> tuple:
-        """The arguments of dumptext.record_chunks for the rows CHUNK."""
-        keys = self.K[chunk]
-        if v4:
-            address = dumptext.v4_address_block(keys)
-        else:
-            address = dumptext.v6_address_block(*self.keys.v6_halves(keys))
-        named = ({i: self.names[row] for i, row in enumerate(chunk.tolist()) if row in self.names}
-                 if self.names else None)
-        return (address, self.B[chunk], self.C[chunk], self.E[chunk],
-                np.full(len(chunk), self.start, np.int64), self.R[chunk], self.W[chunk],
-                self.T[chunk], named)
-
-    def _slow_text(self, chunk: np.ndarray) -> bytes:
-        return "".join(format_record(a, r) for a, r in self._records_of(chunk)).encode()
-
-    def _records_of(self, chunk: np.ndarray) -> Iterator[tuple[str, Record]]:
-        B, C, E, R, W, T, K = (col[chunk].tolist() for col in
-                               (self.B, self.C, self.E, self.R, self.W, self.T, self.K))
-        for i, row in enumerate(chunk.tolist()):
-            yield self.keys.address(K[i]), Record(B=B[i], C=C[i], E=E[i], S=self.start, R=R[i],
-                                                  W=W[i], T=T[i], N=self.names.get(row, []))
+        A big table is written on two cores; the second half waits in an
+        unlinked file in SPOOL_DIR (in memory if None) until it is its turn.
+        """
+        order = self.ordered_rows()
+        v6_rows = int(np.count_nonzero(self.K[order] >= np.uint64(V6_BASE)))
+        return writer.table_blocks(lambda a, b: self.columns(order[a:b]), len(order), v6_rows, spool_dir)

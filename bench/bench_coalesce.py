@@ -31,11 +31,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ncs.agent.statsfile import Record, sorted_records, write_atomic  # noqa: E402
-from ncs.agent.statsparse import read_stats  # noqa: E402
+from ncs import gcpause  # noqa: E402
+from ncs.coalesce.composite import Source, composite_header  # noqa: E402
 from ncs.coalesce.inventory import HostSpec  # noqa: E402
-from ncs.coalesce.merge import Source, composite_header, merge_into, paused_gc  # noqa: E402
 from ncs.coalesce.sshfetch import FetchResult, fetch_all, fetch_host  # noqa: E402
+from ncs.stats.columns import StatsColumns  # noqa: E402
+from ncs.stats.merge import merge_tables  # noqa: E402
+from ncs.stats.reader import read_stats  # noqa: E402
+from ncs.stats.record import Record  # noqa: E402
+from ncs.stats.writer import write_stats  # noqa: E402
 
 START = 1_700_000_000
 NAMES = [f"host{i}.example{i % 50}.com" for i in range(500)]
@@ -68,9 +72,7 @@ def make_table(rng: random.Random, records: int) -> dict[str, Record]:
     for i in rng.sample(range(records * 2), records):
         e = START + rng.randint(0, 80000)
         names = names_of(i, rng)
-        table[pool_address(i)] = Record(rng.randint(40, 10**6), rng.randint(1, 5000), e,
-                                        START - rng.randint(0, 900), rng.randint(0, 10**5),
-                                        rng.randint(0, 10**8), e + 3600, names)
+        table[pool_address(i)] = Record(B=rng.randint(40, 10**6), C=rng.randint(1, 5000), E=e, S=START - rng.randint(0, 900), R=rng.randint(0, 10**5), W=rng.randint(0, 10**8), T=e + 3600, N=names)
     return table
 
 
@@ -89,8 +91,13 @@ def generate(directory: Path, files: int, records: int, regen: bool) -> list[Pat
         print(f"generating {len(missing)} files of {records} records in {directory} ...", flush=True)
     for path in missing:
         rng = random.Random(path.name)
-        write_atomic(str(path), header(path.stem, records), sorted_records(make_table(rng, records)))
+        write_table(path, header(path.stem, records), make_table(rng, records))
     return paths
+
+
+def write_table(path: Path, lines: list[str], table: dict[str, Record]) -> None:
+    """Write TABLE as a stats file with the production writer."""
+    write_stats(str(path), StatsColumns.from_records(lines, table.items()))
 
 
 def peak_rss_mib() -> float:
@@ -100,7 +107,7 @@ def peak_rss_mib() -> float:
 
 def bench_merge(files: int, records: int, regen: bool) -> None:
     paths = generate(REPO / "bench" / "data" / f"coalesce-{files}x{records}", files, records, regen)
-    acc: dict[str, Record] = {}
+    acc = StatsColumns.empty()
     read_s = merge_s = merge_cpu = 0.0
     total = 0
     sources = []
@@ -109,25 +116,26 @@ def bench_merge(files: int, records: int, regen: bool) -> None:
         stats = read_stats(str(path))
         t1 = time.perf_counter()
         c1 = time.process_time()
-        with paused_gc():  # as merge_records does
-            merge_into(acc, stats.records)
+        with gcpause.paused():
+            acc = merge_tables([acc, stats])
         c2 = time.process_time()
         t2 = time.perf_counter()
         read_s += t1 - t0
         merge_s += t2 - t1
         merge_cpu += c2 - c1
-        total += len(stats.records)
+        total += len(stats)
         # keep only the header: holding every source's records would measure the bench, not the merge
-        sources.append(Source(path.stem, type(stats)(stats.header, {}, stats.source)))
+        sources.append(Source(path.stem, StatsColumns.empty(stats.header, stats.source)))
         del stats
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "composite.stats")
-        write_atomic(out, composite_header(sources, [], acc), sorted_records(acc))
+        acc.header = composite_header(sources, [], len(acc))
+        write_stats(out, acc)
         size = os.path.getsize(out)
     write_s = time.perf_counter() - t0
     print(f"merge: {files} files x {records} records = {total} records -> {len(acc)} addresses")
-    print(f"  read   {read_s:8.2f} s  {total / read_s:12,.0f} records/s  (agent.statsparse)")
+    print(f"  read   {read_s:8.2f} s  {total / read_s:12,.0f} records/s  (ncs.stats.reader)")
     print(f"  merge  {merge_s:8.2f} s  {total / merge_s:12,.0f} records/s  (target >= 500,000)"
           f"  [CPU time {merge_cpu:.2f} s: {total / merge_cpu:,.0f} records/s]")
     print(f"  write  {write_s:8.2f} s  {len(acc) / write_s:12,.0f} records/s  ({size / 2**20:.0f} MiB composite)")
@@ -178,8 +186,7 @@ def fetch_round(base: Path, servers: list, identity: str, known: str, records: i
     specs = []
     for i, server in enumerate(servers):
         stats = base / f"h{i}-{records}.stats"
-        write_atomic(str(stats), header(f"h{i}", records),
-                     sorted_records(make_table(random.Random(i), records)))
+        write_table(stats, header(f"h{i}", records), make_table(random.Random(i), records))
         specs.append(HostSpec(name=f"h{i}", address=server.address, port=server.port, user="root",
                               identity=identity, known_hosts=known, ssh_agent=False,
                               ssh_config=None, timeout=120, command=f"cat {stats}"))

@@ -6,7 +6,8 @@ Writes bench/data/report-<N>.stats once (synthetic: addresses spread over
 /24s and /64s, two thirds with names under a few thousand domains), then
 prints, for every grouping and format, the wall time, CPU time (user +
 system) and peak RSS of a separate `ncs-report` process (os.wait4's
-rusage), then the read rates (columns, as ncs-report reads, and Records) and grouping times in this process (wall and
+rusage), then the read rates (the reader, as ncs-report reads, and the general
+parser alone) and grouping times in this process (wall and
 CPU: the machine may be shared, CPU time is the steadier figure).
 """
 
@@ -25,10 +26,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ncs.agent.statscols import read_columns  # noqa: E402
-from ncs.agent.statsfile import Record, write_atomic  # noqa: E402
-from ncs.agent.statsparse import read_stats  # noqa: E402
 from ncs.report.group import make_report  # noqa: E402
+from ncs.stats.columns import StatsColumns  # noqa: E402
+from ncs.stats.parser import parse_general  # noqa: E402
+from ncs.stats.reader import read_stats, read_text  # noqa: E402
+from ncs.stats.record import Record  # noqa: E402
+from ncs.stats.writer import write_stats  # noqa: E402
 
 NOW = 1145923334
 SUFFIXES = ["com", "net", "org", "co.uk", "com.au", "de", "io"]
@@ -98,7 +101,9 @@ def main() -> int:
     path = data / f"report-{args.records}.stats"
     if args.regen or not path.exists():
         items = timed(f"generate {args.records} records", lambda: synthetic_records(args.records))
-        timed("write stats file", lambda: write_atomic(str(path), ["ncs version 1.0.0"], items))
+        table = StatsColumns.from_records(["ncs version 1.0.0"], items)
+        timed("write stats file", lambda: write_stats(str(path), table))
+        del table
         del items
     print(f"stats file: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
     # The child processes run before this process loads the file: Linux keeps
@@ -113,16 +118,17 @@ def main() -> int:
     print()
 
     gc.disable()  # as ncs-report itself does (report/cli.py)
-    for label, reader in (("read columns (agent.statscols)", read_columns),
-                          ("read Records (agent.statsparse)", read_stats)):
+    for label, reader in (("read (ncs.stats.reader)", read_stats),
+                          ("general parser (ncs.stats.parser)",
+                           lambda p: parse_general(read_text(p, p), p)[1])):
         t0, c0 = time.perf_counter(), time.process_time()
         stats = reader(str(path))
         read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
-        n = len(stats.records) if hasattr(stats, "records") else len(stats)
+        n = len(stats)
         print(f"{label:<34} {read_s:7.2f} s wall {read_cpu:7.2f} s CPU"
               f"  {n / read_s:8.0f} records/s wall, {n / read_cpu:8.0f} records/s CPU")
         del stats
-    columns = read_columns(str(path))
+    columns = read_stats(str(path))
     for by in ("prefix", "domain"):
         rep = timed(f"group by {by}", lambda by=by: make_report(columns, by=by))
         print(f"{'':<34} {len(rep.groups)} groups")

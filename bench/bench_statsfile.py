@@ -3,8 +3,9 @@
 Usage: .venv/bin/python bench/bench_statsfile.py [--records N] [--dir DIR] [--keep]
 
 Prints records/s (wall clock and CPU time: the machine is shared, CPU time is
-the steadier figure) for the writer (agent.statsfile.write_atomic) and the
-reader (agent.statsparse.read_stats), each with the peak RSS of the process
+the steadier figure) for the column writer (ncs.stats.writer.write_stats, as
+agents and coalescers write), the record-by-record writer, and the reader
+(ncs.stats.reader.read_stats), each with the peak RSS of the process
 after that phase; times `perl -e 'do FILE'` on the same file as a reference
 measured in the same run; and checks that the records read equal the records
 written (numbers rounded as the writer rounds them).
@@ -22,8 +23,13 @@ import subprocess
 import tempfile
 import time
 
-from ncs.agent.statsfile import Record, sorted_records, write_atomic
-from ncs.agent.statsparse import read_stats
+from ncs.files import replace_file
+from ncs.stats.addresses import address_key
+from ncs.stats.columns import StatsColumns
+from ncs.stats.layout import CLOSING, opening_text
+from ncs.stats.reader import read_stats
+from ncs.stats.record import Record
+from ncs.stats.writer import record_text, write_stats
 
 
 def peak_rss_mib() -> float:
@@ -53,16 +59,7 @@ def make_records(count: int, seed: int = 1) -> dict[str, Record]:
         else:
             names = [f"a{rng.getrandbits(16)}.example.org", "mail.example.org"]
         first = start + rng.randrange(86400)
-        records[address] = Record(
-            rng.randrange(60, 10_000_000),
-            rng.randrange(1, 50_000),
-            first,
-            start,
-            rng.random() * 5000,
-            rng.random() * 5e7,
-            first + rng.randrange(86400) if names else 0,
-            names,
-        )
+        records[address] = Record(B=rng.randrange(60, 10_000_000), C=rng.randrange(1, 50_000), E=first, S=start, R=rng.random() * 5000, W=rng.random() * 5e7, T=first + rng.randrange(86400) if names else 0, N=names)
     return records
 
 
@@ -92,7 +89,8 @@ def main() -> None:
 
     t0 = time.perf_counter()
     records = make_records(args.records)
-    items = sorted_records(records)
+    items = sorted(records.items(), key=lambda item: address_key(item[0]))
+    table = StatsColumns.from_records([], items)
     print(f"generated+sorted {len(items):,} records in {time.perf_counter() - t0:.2f} s, "
           f"peak RSS {peak_rss_mib():.0f} MiB")
 
@@ -100,29 +98,42 @@ def main() -> None:
     path = os.path.join(workdir, "stats.txt")
     header = ["ncs version 1.0.0", "start:\t1700000000,\tbench", f"users:\t{len(items)}"]
 
+    table.header = header
     t0, c0 = time.perf_counter(), time.process_time()
-    write_atomic(path, header, items)
+    write_stats(path, table)
     write_s, write_cpu = time.perf_counter() - t0, time.process_time() - c0
     size = os.path.getsize(path)
     print(f"write: {len(items) / write_s:,.0f} records/s wall, {len(items) / write_cpu:,.0f} "
-          f"records/s CPU ({write_s:.2f} s, {size / 1e6:.0f} MB), peak RSS {peak_rss_mib():.0f} MiB")
+          f"records/s CPU ({write_s:.2f} s, {size / 1e6:.0f} MB), peak RSS {peak_rss_mib():.0f} MiB"
+          "  (column writer, ncs.stats.writer.write_stats)")
+    del table
+    slow = path + ".one-by-one"
+    t0, c0 = time.perf_counter(), time.process_time()
+    replace_file(slow, (t.encode() for t in (opening_text(header), *record_text(items), CLOSING)))
+    slow_s, slow_cpu = time.perf_counter() - t0, time.process_time() - c0
+    same = open(slow, "rb").read() == open(path, "rb").read()
+    os.unlink(slow)
+    print(f"       {len(items) / slow_s:,.0f} records/s wall, {len(items) / slow_cpu:,.0f} records/s CPU "
+          f"({slow_s:.2f} s) record by record (format_record); same bytes: {same}")
 
     t0, c0 = time.perf_counter(), time.process_time()
     parsed = read_stats(path)
     read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"read:  {len(parsed.records) / read_s:,.0f} records/s wall, "
-          f"{len(parsed.records) / read_cpu:,.0f} records/s CPU ({read_s:.2f} s), "
-          f"peak RSS {peak_rss_mib():.0f} MiB")
-    perl_reference(path, read_s, len(parsed.records))
+    print(f"read:  {len(parsed) / read_s:,.0f} records/s wall, "
+          f"{len(parsed) / read_cpu:,.0f} records/s CPU ({read_s:.2f} s), "
+          f"peak RSS {peak_rss_mib():.0f} MiB  (ncs.stats.reader.read_stats)")
+    perl_reference(path, read_s, len(parsed))
 
     # The writer rounds with %.0f; compare against the same rounding of the input.
-    mismatches = 0
-    for address, rec in items:
-        got = parsed.records.get(address)
+    mismatches = 0 if parsed.addresses == [a for a, _ in items] else len(items)
+    for i, (_, rec) in enumerate(items):
+        got = parsed.record(i)
         want = (round(rec.B), round(rec.C), rec.E, rec.S, round(rec.R), round(rec.W), rec.T, rec.N)
-        if got is None or (got.B, got.C, got.E, got.S, got.R, got.W, got.T, got.N) != want:
+        if (got.B, got.C, got.E, got.S, got.R, got.W, got.T, got.N) != want:
             mismatches += 1
-    print(f"check: {len(parsed.records):,} records read, {mismatches} mismatches")
+    print(f"check: {len(parsed):,} records read, {mismatches} mismatches")
+    if not same:
+        mismatches += 1
 
     if args.keep:
         print(f"kept {path}")

@@ -11,12 +11,12 @@ import time
 from collections.abc import Callable
 
 from ncs import __version__
-from ncs.agent.statsfile import sorted_records, write_atomic
+from ncs.coalesce.composite import Failure, Source, composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
 from ncs.coalesce.lock import LockBusy, RunLock
-from ncs.coalesce.merge import Failure, Source, composite_header, merge_records
 from ncs.coalesce.sshfetch import FetchResult, fetch_all
+from ncs.stats.writer import write_stats
 
 EXIT_OK = 0
 EXIT_HOST_FAILED = 1
@@ -154,7 +154,7 @@ def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
             if result.ok:
                 assert result.stats is not None
                 bar.console.print(f"[green]ok[/]     {escape(result.name)}  "
-                                  f"{len(result.stats.records)} records  {result.seconds:.2f} s")
+                                  f"{len(result.stats)} records  {result.seconds:.2f} s")
             else:
                 bar.console.print(f"[red]failed[/] {escape(result.name)}  {escape(result.reason or '')}")
 
@@ -173,10 +173,8 @@ def _write_composite(output: str, results: list[FetchResult]) -> int | None:
     if not sources:
         print(f"ncs-coalesce: no host delivered stats; {output} left as it was", file=sys.stderr)
         return EXIT_HOST_FAILED
-    records = merge_records(s.stats.records for s in sources)
-    header = composite_header(sources, failures, records)
     try:
-        write_atomic(output, header, sorted_records(records))
+        write_stats(output, composite(sources, failures))
     except OSError as err:
         print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return EXIT_HOST_FAILED
@@ -204,12 +202,12 @@ def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None
         for r in rows:
             # names and reasons hold brackets ("[addr]:port") that are not markup
             table.add_row(escape(r.name), "[green]ok[/]" if r.ok else "[red]failed[/]",
-                          str(len(r.stats.records)) if r.stats else "-", f"{r.seconds:.2f}",
+                          str(len(r.stats)) if r.stats else "-", f"{r.seconds:.2f}",
                           escape(r.reason or ""))
         Console(stderr=True, highlight=False).print(table)
         return
     for r in rows:
-        records = str(len(r.stats.records)) if r.stats else "-"
+        records = str(len(r.stats)) if r.stats else "-"
         status = "ok" if r.ok else "failed"
         line = f"{r.name}\t{status}\t{records}\t{r.seconds:.2f}"
         print(line + (f"\t{r.reason}" if r.reason else ""), file=sys.stderr)

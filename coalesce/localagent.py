@@ -6,9 +6,9 @@ import os
 import socket
 import time
 
-from ncs.agent.statsparse import StatsFormatError, read_stats
 from ncs.coalesce.inventory import LocalAgent
 from ncs.coalesce.sshfetch import FetchResult
+from ncs.stats.reader import StatsFormatError, read_stats
 
 _POLL_SECONDS = 0.05
 

@@ -22,9 +22,10 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
-from ncs.agent.statsfile import StatsFile
-from ncs.agent.statsparse import StatsFormatError, decode_stats_bytes, parse_stats
 from ncs.coalesce.inventory import HostSpec
+from ncs.stats.columns import StatsColumns
+from ncs.stats.quoting import decode_stats_bytes
+from ncs.stats.reader import StatsFormatError, parse_stats
 
 #: How often the output loop wakes up to drain stderr and look at the clock.
 _POLL_SECONDS = 0.2
@@ -61,7 +62,7 @@ class FetchResult:
     """The outcome for one host: the parsed stats, or the reason it failed."""
 
     name: str
-    stats: StatsFile | None
+    stats: StatsColumns | None
     reason: str | None
     seconds: float
     stages: StageTimes | None = None
@@ -381,10 +382,10 @@ def fetch_bytes(spec: HostSpec, on_connected: Callable[[], None] | None = None) 
             client.close()
 
 
-def parse_fetched(name: str, data: bytes, what: str) -> StatsFile:
+def parse_fetched(name: str, data: bytes, what: str) -> StatsColumns:
     """Parse DATA fetched from host NAME with the agent's reader.
 
-    Returns the StatsFile.  Raises FetchError when DATA is empty, truncated or
+    Returns the table.  Raises FetchError when DATA is empty, truncated or
     otherwise not a complete stats file.
     """
     try:

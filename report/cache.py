@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ncs.agent.statsfile import replace_file
+from ncs.files import replace_file
 
 
 class UpdateError(Exception):

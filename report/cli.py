@@ -9,14 +9,11 @@ html/cgi).
 from __future__ import annotations
 
 import argparse
-import gc
 import io
 import sys
 from typing import IO
 
-from ncs import __version__
-from ncs.agent.statscols import read_columns
-from ncs.agent.statsparse import StatsFormatError
+from ncs import __version__, gcpause
 from ncs.report.cache import Served, WebOptions, parse_hostport, serve
 from ncs.report.group import (
     DEFAULT_V4_PREFIX,
@@ -29,6 +26,7 @@ from ncs.report.render_html import cgi_response, error_html, render_fragment
 from ncs.report.render_json import write_json
 from ncs.report.render_table import render_table
 from ncs.report.render_text import write_text
+from ncs.stats.reader import StatsFormatError, read_stats
 
 FORMATS = ("table", "text", "html", "cgi", "json")
 PROG = "ncs-report"
@@ -91,7 +89,7 @@ def check_args(args: argparse.Namespace) -> WebOptions | None:
 
 def load_report(args: argparse.Namespace) -> Report:
     """Return the grouped report of the stats file; raises StatsFormatError, GroupingError."""
-    stats = read_columns(args.statsfile)
+    stats = read_stats(args.statsfile)
     return make_report(stats, args.by, args.v4_prefix, args.v6_prefix)
 
 
@@ -163,11 +161,9 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ncs-report; returns the exit status."""
     args = build_parser().parse_args(argv)
-    # A short-lived process that builds millions of acyclic records: the
-    # cyclic collector's passes over them cost seconds and free nothing.
-    gc.disable()
     try:
-        status = run(args, sys.stdout, sys.stderr)
+        with gcpause.paused():
+            status = run(args, sys.stdout, sys.stderr)
         sys.stdout.flush()
     except BrokenPipeError:
         # `ncs-report ... | head` is normal use, not an error worth a traceback.

@@ -4,24 +4,8 @@ from __future__ import annotations
 
 import time
 
-from ncs.agent.statsfile import safe_text
 from ncs.report.group import Group, Report
-
-
-def clean_line(line: str) -> str:
-    """Return a header LINE with every control character but TAB spelled as \\x{hex}.
-
-    Header lines use tabs for layout; anything else unprintable (ESC, CR,
-    newline) could rewrite the terminal or break the line structure.
-    """
-    if line.isprintable():
-        return line
-    return "\t".join(safe_text(part) for part in line.split("\t"))
-
-
-def clean_name(name: str) -> str:
-    """Return NAME with control characters spelled as \\x{hex} (see agent.statsfile.safe_text)."""
-    return safe_text(name)
+from ncs.stats.quoting import safe_line, safe_text
 
 
 def contact_time(epoch: int) -> str:
@@ -57,9 +41,9 @@ def header_facts(report: Report) -> list[tuple[str, str]]:
     for line in report.stats.header:
         key, sep, value = line.partition(":")
         if not sep or " " in key.strip():
-            facts.append(("", " ".join(clean_line(line).split())))
+            facts.append(("", " ".join(safe_line(line).split())))
         else:
-            facts.append((safe_text(key.strip()), " ".join(clean_line(value).split())))
+            facts.append((safe_text(key.strip()), " ".join(safe_line(value).split())))
     return facts
 
 

@@ -22,11 +22,11 @@ from typing import overload
 
 import numpy as np
 
-from ncs.agent.statscols import StatsColumns
-from ncs.agent.statsfile import Record, StatsFile
-from ncs.agent.twocore import map_in_halves
-from ncs.report.addresses import AddressTable, address_key, network_label, split_key
+from ncs import twocore
 from ncs.report.domains import DomainFinder, registrable_domain
+from ncs.stats.addresses import network_label
+from ncs.stats.columns import StatsColumns
+from ncs.stats.record import Record
 
 __all__ = [
     "CHUNK_ADDRESSES",
@@ -34,17 +34,13 @@ __all__ = [
     "DEFAULT_V6_PREFIX",
     "Group",
     "GroupingError",
-    "TWO_CORE_ADDRESSES",
     "Member",
     "Report",
     "Totals",
-    "address_key",
     "check_prefixes",
     "chunk_groups",
     "make_report",
-    "network_label",
     "registrable_domain",
-    "split_key",
 ]
 
 #: Default prefix lengths of a group (DESIGN section 7).
@@ -53,10 +49,6 @@ DEFAULT_V6_PREFIX = 64
 
 #: About how many addresses the text and JSON renderers format and write at once.
 CHUNK_ADDRESSES = 16384
-
-#: From this many addresses on, renderers format the second half of a
-#: report in a forked child (see agent.twocore).
-TWO_CORE_ADDRESSES = 100_000
 
 # Below this magnitude every sum of integral float64 values is exact, so any
 # summation order (numpy's reduceat adds pairwise) gives the sequential result.
@@ -77,14 +69,14 @@ class MemberView(Sequence[Member]):
 
     __slots__ = ("_start", "_stop", "_table")
 
-    def __init__(self, table: AddressTable, start: int, stop: int) -> None:
+    def __init__(self, table: StatsColumns, start: int, stop: int) -> None:
         self._table, self._start, self._stop = table, start, stop
 
     def __len__(self) -> int:
         return self._stop - self._start
 
     def _member(self, row: int) -> Member:
-        return Member(self._table.addresses[row], self._table.key(row), self._table.columns.record(row))
+        return Member(self._table.addresses[row], self._table.keys.key(row), self._table.record(row))
 
     @overload
     def __getitem__(self, index: int) -> Member: ...
@@ -111,7 +103,7 @@ class Group:
     """
 
     domain: str | None
-    table: AddressTable = field(repr=False)
+    table: StatsColumns = field(repr=False)
     start: int
     stop: int
     R: float = 0.0
@@ -152,22 +144,22 @@ class Group:
     @property
     def names(self) -> list[Sequence[str]]:
         """Return each address's names, in the order of `addresses` (read-only sequences)."""
-        return self.table.columns.names[self.start:self.stop]
+        return self.table.names[self.start:self.stop]
 
     def column(self, key: str) -> np.ndarray:
         """Return the members' values of numeric KEY ("B", "R"...), in the order of `addresses`."""
-        return self.table.columns.column(key)[self.start:self.stop]
+        return self.table.column(key)[self.start:self.stop]
 
     @property
     def records(self) -> list[Record]:
         """Return new Records of the members, in the order of `addresses` (one object each: slow)."""
-        columns = self.table.columns
+        columns = self.table
         return [columns.record(row) for row in range(self.start, self.stop)]
 
     @property
     def first_key(self) -> int:
         """Return the sort key of the group's lowest address."""
-        return self.table.key(self.start)
+        return self.table.keys.key(self.start)
 
     @property
     def bytes_per_second(self) -> int | float:
@@ -225,7 +217,7 @@ def _rate(w: float) -> int | float:
 class _Slices:
     """Groups as slices of a table: rows starts[i]..stops[i]; label codes; first rows."""
 
-    table: AddressTable
+    table: StatsColumns
     starts: np.ndarray
     stops: np.ndarray
     #: per group, the group's row in the address-ordered table (orders ties)
@@ -234,15 +226,15 @@ class _Slices:
     domains: list[str | None]
 
 
-def _prefix_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
+def _prefix_slices(table: StatsColumns, runs: np.ndarray) -> _Slices:
     """Return the prefix groups of an ascending TABLE whose prefix numbers are RUNS."""
     starts = _run_starts(runs)
     return _Slices(table, starts, _run_stops(starts, len(table)), starts, [None] * len(starts))
 
 
-def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
+def _domain_slices(table: StatsColumns, runs: np.ndarray) -> _Slices:
     """Return the domain groups of an ascending TABLE (unnamed rows by prefix number RUNS)."""
-    firsts = [ns[0] if ns else "" for ns in table.columns.names]
+    firsts = [ns[0] if ns else "" for ns in table.names]
     # Several addresses often share a name; each distinct name is judged once.
     names = list(dict.fromkeys(firsts))
     name_number = dict(zip(names, range(len(names))))
@@ -265,13 +257,14 @@ def _domain_slices(table: AddressTable, runs: np.ndarray) -> _Slices:
 
 def _registrable_domains(names: list[str]) -> list[str | None]:
     """Return `registrable_domain` of every name; a long list is judged on two cores."""
-    if len(names) < TWO_CORE_ADDRESSES:
+    if not twocore.worth_splitting(len(names)):
         return DomainFinder().domains(names)
     half = len(names) // 2
     # Each half keeps its own memo of parent domains: a parent met in both
     # halves is looked up twice, which costs far less than a second core saves.
     halves = [names[:half], names[half:]]
-    return [d for part in map_in_halves(lambda ns: DomainFinder().domains(ns), halves) for d in part]
+    return [d for part in twocore.map_in_halves(lambda ns: DomainFinder().domains(ns), halves, len(names))
+            for d in part]
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:
@@ -374,12 +367,12 @@ def compute_totals(groups: list[Group]) -> Totals:
 
 
 def make_report(
-    stats: StatsColumns | StatsFile,
+    stats: StatsColumns,
     by: str = "prefix",
     v4_prefix: int = DEFAULT_V4_PREFIX,
     v6_prefix: int = DEFAULT_V6_PREFIX,
 ) -> Report:
-    """Return the grouped and ordered Report of STATS (columns, or a StatsFile of Records).
+    """Return the grouped and ordered Report of the table STATS.
 
     Raises GroupingError for a bad prefix length or grouping, ValueError for a
     record key that is not an IP address.
@@ -387,18 +380,17 @@ def make_report(
     if by not in ("prefix", "domain"):
         raise GroupingError(f"unknown grouping {by!r} (prefix or domain)")
     check_prefixes(v4_prefix, v6_prefix)
-    columns = stats if isinstance(stats, StatsColumns) else StatsColumns.from_statsfile(stats)
-    table = AddressTable.from_columns(columns)
-    runs = table.prefix_runs(v4_prefix, v6_prefix)
+    table = stats.ascending()
+    runs = table.keys.network_runs(v4_prefix, v6_prefix)
     slices = _prefix_slices(table, runs) if by == "prefix" else _domain_slices(table, runs)
     grouped, starts, stops = slices.table, slices.starts, slices.stops
-    rs = _group_sums(_float_column(grouped.columns.R), starts, stops)
-    ws = _group_sums(_float_column(grouped.columns.W), starts, stops)
-    es = _group_latest(grouped.columns.E, starts, stops)
+    rs = _group_sums(_float_column(grouped.column("R")), starts, stops)
+    ws = _group_sums(_float_column(grouped.column("W")), starts, stops)
+    es = _group_latest(grouped.column("E"), starts, stops)
     domains, prefixes = slices.domains, (v4_prefix, v6_prefix)
     start_rows, stop_rows = starts.tolist(), stops.tolist()
     groups = [
         Group(domains[i], grouped, start_rows[i], stop_rows[i], rs[i], ws[i], es[i], prefixes)
         for i in _order(ws, slices.first_rows)
     ]
-    return Report(columns, by, v4_prefix, v6_prefix, groups, compute_totals(groups))
+    return Report(stats, by, v4_prefix, v6_prefix, groups, compute_totals(groups))

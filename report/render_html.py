@@ -10,7 +10,6 @@ from __future__ import annotations
 import html
 
 from ncs.report.display import (
-    clean_name,
     grouping_title,
     header_facts,
     iso_time,
@@ -18,6 +17,7 @@ from ncs.report.display import (
     shown_groups,
 )
 from ncs.report.group import Group, Report
+from ncs.stats.quoting import safe_text
 
 #: How many groups the bar chart shows.
 CHART_GROUPS = 10
@@ -39,7 +39,7 @@ CSS = """\
 
 def esc(text: object) -> str:
     """Return TEXT safe for HTML element content and quoted attributes."""
-    return html.escape(clean_name(str(text)), quote=True)
+    return html.escape(safe_text(str(text)), quote=True)
 
 
 def error_html(message: str) -> str:

@@ -17,10 +17,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from ncs.agent.statscols import StatsColumns
-from ncs.agent.statsfile import Record
-from ncs.agent.twocore import map_in_halves
-from ncs.report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
+from ncs import twocore
+from ncs.report.group import CHUNK_ADDRESSES, Group, Report, chunk_groups
+from ncs.stats.columns import StatsColumns
+from ncs.stats.record import Record
 
 SCHEMA = "ncs-report/1"
 
@@ -104,7 +104,7 @@ def _plain_objects(columns: StatsColumns, rows: slice | np.ndarray) -> list[str]
 
 def _plain_addresses(group: Group) -> str:
     """Return the address objects of a group whose names need no escaping, comma-separated."""
-    return ",".join(_plain_objects(group.table.columns, slice(group.start, group.stop)))
+    return ",".join(_plain_objects(group.table, slice(group.start, group.stop)))
 
 
 def plain_columns(columns: StatsColumns) -> bool:
@@ -180,7 +180,7 @@ def _plain_chunk(groups: list[Group]) -> list[str]:
     ends = np.cumsum(counts)
     # Row numbers of every group, one group after the other.
     rows = np.arange(int(ends[-1]), dtype=np.int64) + np.repeat(starts - (ends - counts), counts)
-    objects = _plain_objects(table.columns, rows)
+    objects = _plain_objects(table, rows)
     texts = []
     for group, stop in zip(groups, ends.tolist(), strict=True):
         addresses = ",".join(objects[stop - group.count:stop])
@@ -216,8 +216,7 @@ def iter_json(report: Report) -> Iterator[str]:
     plain = bool(groups) and plain_columns(report.stats)
     render = _plain_chunk_text if plain else _checked_chunk_text
     chunks = list(chunk_groups(groups, CHUNK_ADDRESSES))
-    fork = report.totals.addresses >= TWO_CORE_ADDRESSES
-    for i, text in enumerate(map_in_halves(render, chunks, fork)):
+    for i, text in enumerate(twocore.map_in_halves(render, chunks, report.totals.addresses)):
         yield ("," if i else "") + "\n" + text
     yield "\n]}\n"
 

@@ -15,7 +15,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ncs.report.display import (
-    clean_name,
     grouping_title,
     header_facts,
     iso_time,
@@ -23,6 +22,7 @@ from ncs.report.display import (
     shown_groups,
 )
 from ncs.report.group import Group, Report
+from ncs.stats.quoting import safe_text
 
 #: Header keys shown above the table, when the stats file has them.
 FACT_KEYS = ("start", "current", "device", "bpf")
@@ -31,7 +31,7 @@ FACT_KEYS = ("start", "current", "device", "bpf")
 def facts_text(report: Report) -> Text:
     """Return the stats file's header facts worth a glance: capture start, drops, evictions."""
     lines = Text()
-    lines.append(clean_name(report.stats.source or "stats"), style="bold")
+    lines.append(safe_text(report.stats.source or "stats"), style="bold")
     for key, value in header_facts(report):
         wanted = key in FACT_KEYS or "drop" in key.lower() or "evict" in key.lower()
         if wanted:
@@ -58,7 +58,7 @@ def _address_rows(table: Table, group: Group, total_w: float, limit: int) -> Non
     members = group.members if limit <= 0 else group.members[:limit]
     for m in members:
         rec = m.record
-        names = Text(", ".join(clean_name(n) for n in rec.N) or "-", style="dim")
+        names = Text(", ".join(safe_text(n) for n in rec.N) or "-", style="dim")
         table.add_row(
             Text(""),
             Text("  " + m.address) + Text("  ") + names,

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import IO
 
-from ncs.agent.twocore import map_in_halves
-from ncs.report.display import clean_line, clean_name, contact_time, grouping_title
-from ncs.report.group import CHUNK_ADDRESSES, TWO_CORE_ADDRESSES, Group, Report, chunk_groups
+from ncs import twocore
+from ncs.report.display import contact_time, grouping_title
+from ncs.report.group import CHUNK_ADDRESSES, Group, Report, chunk_groups
+from ncs.stats.quoting import safe_line, safe_text
 
 #: The column title printed before the groups and again before the totals.
 TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast contact time\n\n"
@@ -21,7 +22,7 @@ TITLE = "\n   IP addr\t    host name\n qrys/mn -- bytes/sec -- #IP's\tlast conta
 
 def address_line(address: str, names: Sequence[str]) -> str:
     """Return "ADDR<TAB>name1<NL><TAB><TAB>name2...<NL>"; an unnamed address is "ADDR<TAB><NL>"."""
-    return address + "\t" + "\n\t\t".join(clean_name(n) for n in names) + "\n"
+    return address + "\t" + "\n\t\t".join(safe_text(n) for n in names) + "\n"
 
 
 def summary_line(group: Group) -> str:
@@ -58,11 +59,10 @@ def _chunk_text(groups: list[Group]) -> str:
 
 def iter_text(report: Report) -> Iterator[str]:
     """Yield the classic report in chunks of many groups."""
-    head = "".join(f"# {clean_line(line)}\n" for line in report.stats.header)
+    head = "".join(f"# {safe_line(line)}\n" for line in report.stats.header)
     yield head + "\n" + f"Composite report, {grouping_title(report)} ordered by BANDWIDTH\n" + TITLE
     chunks = list(chunk_groups(report.groups, CHUNK_ADDRESSES))
-    fork = report.totals.addresses >= TWO_CORE_ADDRESSES
-    yield from map_in_halves(_chunk_text, chunks, fork)
+    yield from twocore.map_in_halves(_chunk_text, chunks, report.totals.addresses)
     t = report.totals
     yield (
         TITLE

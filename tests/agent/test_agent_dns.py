@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from ncs.agent.statsparse import read_stats
 from tests.agent.test_live import dump_now, read_until
 from tests.support.nsd import SOA_MNAME, Ptr
 from tests.support.pcapgen import LINKTYPE_EN10MB, Pkt, build, write_pcap
+from tests.support.stats import read_stats
 
 AGENT = os.path.join(os.path.dirname(sys.executable), "ncs-agent")
 A4, B4, C4, D4 = "198.51.100.21", "198.51.100.22", "198.51.100.23", "198.51.100.24"

@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from ncs.agent.pidfile import catches_signal, process_alive
-from ncs.agent.statsfile import StatsFile
-from ncs.agent.statsparse import parse_stats, read_stats
+from tests.support.stats import StatsFile, parse_stats, read_stats
 
 AGENT = [sys.executable, "-m", "ncs.agent.cli"]
 UDP_OVERHEAD = 14 + 20 + 8  # Ethernet + IPv4 + UDP headers on a veth (no padding)

@@ -13,7 +13,6 @@ import pytest
 
 from ncs.agent.decode import Decoder, PayloadFilter
 from ncs.agent.keys import RemoteKeys
-from ncs.agent.statsparse import read_stats
 from tests.support.pcapgen import (
     ALL_LINKTYPES,
     LINKTYPE_EN10MB,
@@ -23,6 +22,7 @@ from tests.support.pcapgen import (
     write_pcap,
     write_pcapng,
 )
+from tests.support.stats import read_stats
 
 ME4, ME6 = "198.51.100.10", "2001:db8:100::10"
 BPF = f"host {ME4} or host {ME6}"

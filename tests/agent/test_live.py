@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ncs.agent.statsparse import read_stats
+from tests.support.stats import read_stats
 
 AGENT = os.path.join(os.path.dirname(sys.executable), "ncs-agent")
 A4, B4 = "198.51.100.11", "198.51.100.12"

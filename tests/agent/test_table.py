@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from ncs.agent.keys import RemoteKeys
 from ncs.agent.table import StatsTable
 from tests.agent.reference import ReferenceTable
+from tests.support.stats import as_file
 
 START = 1000
 X, Y = 0x0A000001, 0x0A000002  # 10.0.0.1, 10.0.0.2
@@ -22,8 +23,13 @@ def feed(t: StatsTable, now: int, key: int, lengths: list[int]) -> None:
     t.update_second(now, np.full(len(lengths), key, np.uint64), np.array(lengths, np.int64))
 
 
+def records(t: StatsTable) -> dict:
+    """Return {address: Record} of every record of T, in file order."""
+    return as_file(t.columns(t.ordered_rows())).records
+
+
 def rec(t: StatsTable, address: str):
-    return dict(t.records())[address]
+    return records(t)[address]
 
 
 def test_first_fold_when_born_at_start():
@@ -113,9 +119,9 @@ def test_purge_after_a_day_idle():
     t = table()
     feed(t, 1000, X, [10])
     feed(t, 1000 + 86400, Y, [10])  # X idle exactly a day: kept
-    assert "10.0.0.1" in dict(t.records())
+    assert "10.0.0.1" in records(t)
     feed(t, 1000 + 86400 + 61, Y, [10])  # next purge scan, X idle more than a day
-    assert "10.0.0.1" not in dict(t.records())
+    assert "10.0.0.1" not in records(t)
     assert t.purged == 1 and len(t) == 1
 
 
@@ -128,7 +134,7 @@ def test_eviction_keeps_the_useful_records():
         feed(t, 1400, k, [10])  # these five fold: W > 0
     new = 0x0A0001FF
     feed(t, 1400, new, [10])  # 11 > 10: evict 2 down to 9
-    got = dict(t.records())
+    got = records(t)
     assert t.evicted == 2 and len(got) == 9
     # the two lowest W = 0 records with the oldest E (ties: lowest address) went
     assert "10.0.1.0" not in got and "10.0.1.1" not in got
@@ -184,7 +190,7 @@ def test_batch_equals_per_packet_reference(pkts, steps):
     cuts = [0, *(np.flatnonzero(np.diff(secs)) + 1).tolist(), len(stream)]
     for a, b in zip(cuts, cuts[1:]):
         t.update_second(int(secs[a]), keys[a:b], lens[a:b])
-    got = {int.from_bytes(bytes(int(x) for x in a.split(".")), "big"): r for a, r in t.records()}
+    got = {int.from_bytes(bytes(int(x) for x in a.split(".")), "big"): r for a, r in records(t).items()}
     assert set(got) == set(ref.rec)
     for k, x in ref.rec.items():
         r = got[k]
@@ -198,8 +204,8 @@ def test_batch_equals_per_packet_reference(pkts, steps):
                           st.lists(st.text(min_size=1, max_size=12), max_size=3)),
                 min_size=0, max_size=60, unique_by=lambda x: x[0]))
 def test_vectorised_dump_equals_per_record_format(rows):
-    """The numpy dump writes exactly what statsfile.format_record writes, names included."""
-    from ncs.agent.statsfile import format_record
+    """The numpy dump writes exactly what the record-by-record writer writes, names included."""
+    from ncs.stats.writer import format_record
 
     keys = RemoteKeys()
     t = StatsTable(START, keys, max_hosts=10**6)
@@ -211,7 +217,7 @@ def test_vectorised_dump_equals_per_record_format(rows):
         t.R[row] = w / 7
         if names:
             t.names[row] = names
-    want = "".join(format_record(a, r) for a, r in t.records()).encode()
+    want = "".join(format_record(a, r) for a, r in records(t).items()).encode()
     assert b"".join(t.record_blocks()) == want
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from ncs.agent.statsfile import Record, sorted_records, write_atomic
+from ncs.stats.merge import merge_tables
+from ncs.stats.record import Record
 from tests.support.sshd import Sshd, SshdFactory, SshKey
+from tests.support.stats import StatsFile, as_file, sorted_records, write_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,7 +61,7 @@ def write_stats(path: Path, records: dict[str, Record], start: int, hits: int = 
 
 
 def expected_merge(tables: list[dict[str, Record]]) -> dict[str, tuple]:
-    """The merge DESIGN section 8 asks for, written out plainly for the tests.
+    """The merge docs/formats.md describes, written out plainly for the tests.
 
     Returns address -> (B, C, E, S, R, W, T, tuple(N)) so that results compare
     with ==, whatever record class holds them.
@@ -80,6 +82,11 @@ def expected_merge(tables: list[dict[str, Record]]) -> dict[str, tuple]:
             m[6] = max(m[6], r.T)
             m[7] += [n for n in r.N if n not in m[7]]
     return {a: (*m[:7], tuple(m[7])) for a, m in out.items()}
+
+
+def merge_records(tables: list[dict[str, Record]]) -> dict[str, Record]:
+    """Return the production merge (ncs.stats.merge) of TABLES, as {address: Record}."""
+    return as_file(merge_tables([StatsFile([], t).columns() for t in tables])).records
 
 
 def as_tuples(records: dict[str, Record]) -> dict[str, tuple]:

@@ -8,9 +8,16 @@ import time
 from pathlib import Path
 
 from ncs.coalesce.inventory import load_inventory
-from ncs.coalesce.merge import merge_records
 from ncs.coalesce.sshfetch import fetch_all
-from tests.coalesce.fleet import Fleet, as_tuples, expected_merge, make_records, write_stats
+from tests.coalesce.fleet import (
+    Fleet,
+    as_tuples,
+    expected_merge,
+    make_records,
+    merge_records,
+    write_stats,
+)
+from tests.support.stats import as_file
 
 START = 1_700_000_000
 HOSTS = 32
@@ -73,4 +80,4 @@ def test_bound_holds_and_time_scales(fleet: Fleet, tmp_path: Path):
     print(f"one host {one_host:.2f} s, {HOSTS} hosts with jobs={JOBS}: {total:.2f} s, peak {peak}")
     # Fetched one after the other this would take HOSTS x one_host (about 8x more).
     assert total <= rounds * one_host * 2 + 2.0, (total, one_host)
-    assert as_tuples(merge_records(r.stats.records for r in results)) == expected_merge(tables)
+    assert as_tuples(merge_records([as_file(r.stats).records for r in results])) == expected_merge(tables)

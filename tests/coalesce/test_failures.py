@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import Fleet, as_tuples, expected_merge, make_records, write_stats
 from tests.support.sshd import make_client_key
+from tests.support.stats import read_stats
 
 START = 1_700_000_000
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ncs.agent.statsparse import read_stats
 from ncs.coalesce.inventory import DEFAULT_COMMAND
 from tests.coalesce.fleet import (
     REPO,
@@ -24,6 +23,7 @@ from tests.coalesce.fleet import (
     run_coalesce,
     write_stats,
 )
+from tests.support.stats import read_stats
 
 START = 1_700_000_000
 NAMES = ["a.example.com", "b.example.net", "c.example.org", ":soa.example.com"]

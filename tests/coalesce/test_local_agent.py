@@ -9,9 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import REPO, Fleet, as_tuples, expected_merge, make_records, write_stats
 from tests.support.sshd import random_loopback
+from tests.support.stats import read_stats
 
 START = 1_700_000_000
 

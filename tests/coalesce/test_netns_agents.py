@@ -18,9 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import as_tuples, expected_merge, run_coalesce
 from tests.support.sshd import SshdFactory, SshKey
+from tests.support.stats import read_stats
 
 HOSTS = {"ns-a": "198.51.100.71", "ns-b": "198.51.100.72", "ns-c": "198.51.100.73"}
 PORT = 9  # discard: nobody listens, the agents only count

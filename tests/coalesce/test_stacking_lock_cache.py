@@ -12,7 +12,6 @@ from pathlib import Path
 
 import yaml
 
-from ncs.agent.statsparse import read_stats
 from tests.coalesce.fleet import (
     REPO,
     Fleet,
@@ -22,6 +21,7 @@ from tests.coalesce.fleet import (
     run_coalesce,
     write_stats,
 )
+from tests.support.stats import read_stats
 
 START = 1_700_000_000
 

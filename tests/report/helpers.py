@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ncs.agent.statsfile import Record, write_atomic
+from ncs.stats.record import Record
+from tests.support.stats import write_atomic
 
 VENV_BIN = Path(sys.executable).parent
 NCS_REPORT = str(VENV_BIN / "ncs-report")
@@ -18,7 +19,7 @@ NOW = 1145923334
 
 def write_stats(path: Path, header: list[str], records: dict[str, Record]) -> Path:
     """Write RECORDS under HEADER to PATH in address order (the agent's writer); return PATH."""
-    from ncs.agent.statsfile import sorted_records
+    from tests.support.stats import sorted_records
 
     write_atomic(str(path), header, sorted_records(records))
     return path

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from ncs.agent.control import ControlPort
-from ncs.agent.statsfile import Record
+from ncs.stats.record import Record
 
 from .helpers import NCS_REPORT, NOW, run_report, write_stats
 

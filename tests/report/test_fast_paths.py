@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from publicsuffixlist import PSLFILE, PublicSuffixList
 
-from ncs.agent.statsfile import Record, StatsFile
+from ncs import twocore
 from ncs.report.domains import DomainFinder
 from ncs.report.group import make_report
 from ncs.report.render_json import (
@@ -28,6 +28,8 @@ from ncs.report.render_json import (
     render_json,
 )
 from ncs.report.render_text import address_line, group_lines, summary_line
+from ncs.stats.record import Record
+from tests.support.stats import StatsFile
 
 NOW = 1145923334
 PSL = PublicSuffixList()
@@ -82,7 +84,7 @@ def reference_groups(records: dict[str, Record], by: str, v4: int, v6: int) -> l
 
 
 def actual_groups(records: dict[str, Record], by: str, v4: int, v6: int) -> list[tuple]:
-    report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem"), by, v4, v6)
+    report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem").columns(), by, v4, v6)
     assert report.totals.addresses == len(records)
     return [(g.label, g.kind, [m.address for m in g.members], g.R, g.W, g.E) for g in report.groups]
 
@@ -166,7 +168,7 @@ def test_domain_finder_matches_the_public_suffix_list() -> None:
 def test_fast_json_and_text_match_the_per_address_path(rows) -> None:
     addresses = [f"198.51.100.{i}" for i in range(len(rows))]
     records = [Record(B=1, C=2, E=NOW, S=NOW - 9, R=r, W=w, N=n) for n, r, w in rows]
-    report = make_report(StatsFile([], dict(zip(addresses, records, strict=True)), "m"))
+    report = make_report(StatsFile([], dict(zip(addresses, records, strict=True)), "m").columns())
     for group in report.groups:
         slow = ",".join(_address_object(a, r) for a, r in zip(group.addresses, group.records, strict=True))
         fast = addresses_text(group)
@@ -189,33 +191,30 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
         B=rng.randrange(10**6), C=rng.randrange(99), E=NOW - i, S=NOW - 999, R=rng.randrange(10**5),
         W=rng.randrange(10**8), N=[rng.choice(TRICKY_NAMES[:12])] if i % 2 else []) for i in range(1000)}
     records["2001:db8::5"] = Record(R=1.5, W=math.inf, E=NOW, N=["q\"uote.example"])  # checked path
+    forks: list[int] = []
+    real_call = twocore.ForkedCall
+
+    def spy(func, *args, **kwargs):
+        forks.append(1)
+        return real_call(func, *args, **kwargs)
+
     for by in ("prefix", "domain"):
-        report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem"), by)
+        report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem").columns(), by)
         serial = (render_json(report), render_text(report))
-        pids = []
+        forks.clear()
         for module in (rj, rt):
-            monkeypatch.setattr(module, "TWO_CORE_ADDRESSES", 1)
             monkeypatch.setattr(module, "CHUNK_ADDRESSES", 50)
-            real = module.map_in_halves
-
-            def spy(func, items, fork, real=real, pids=pids):
-                pids.append(fork and len(items))
-                return real(func, items, fork)
-
-            monkeypatch.setattr(module, "map_in_halves", spy)
+        monkeypatch.setattr(twocore, "MIN_RECORDS", 1)
+        monkeypatch.setattr(twocore, "ForkedCall", spy)
         assert (render_json(report), render_text(report)) == serial
-        assert len(pids) == 2 and all(n and n > 2 for n in pids)
+        assert len(forks) == 2
         json.loads(serial[0])
         monkeypatch.undo()
     # Domains judged in two halves (one in a child) group exactly as in one.
-    from ncs.report import group as group_module
-
-    stats = StatsFile(["ncs version 1.0.0"], records, "mem")
+    stats = StatsFile(["ncs version 1.0.0"], records, "mem").columns()
     serial_groups = actual_groups(records, "domain", 24, 64)
-    monkeypatch.setattr(group_module, "TWO_CORE_ADDRESSES", 2)
-    halves = []
-    real_map = group_module.map_in_halves
-    monkeypatch.setattr(group_module, "map_in_halves",
-                        lambda f, items: halves.append(len(items)) or real_map(f, items))
+    forks.clear()
+    monkeypatch.setattr(twocore, "MIN_RECORDS", 2)
+    monkeypatch.setattr(twocore, "ForkedCall", spy)
     assert actual_groups(records, "domain", 24, 64) == serial_groups
-    assert halves == [2] and len(make_report(stats, "domain").groups) == len(serial_groups)
+    assert forks == [1] and len(make_report(stats, "domain").groups) == len(serial_groups)

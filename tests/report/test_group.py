@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import random
 
-from ncs.agent.statsfile import Record, StatsFile
 from ncs.report.group import make_report, registrable_domain
+from ncs.stats.columns import StatsColumns
+from ncs.stats.record import Record
+from tests.support.stats import StatsFile
 
 NOW = 1145923334
 
 
-def stats(records: dict[str, Record]) -> StatsFile:
-    return StatsFile(header=["ncs version 1.0.0"], records=records, source="mem")
+def stats(records: dict[str, Record]) -> StatsColumns:
+    return StatsFile(header=["ncs version 1.0.0"], records=records, source="mem").columns()
 
 
 def test_domain_grouping_uses_the_public_suffix_list() -> None:

@@ -7,12 +7,13 @@ import json
 import re
 from pathlib import Path
 
-from ncs.agent.statsfile import Record, StatsFile
 from ncs.report.group import make_report
 from ncs.report.render_html import cgi_response, render_fragment
 from ncs.report.render_json import render_json
 from ncs.report.render_table import render_table
 from ncs.report.render_text import render_text
+from ncs.stats.record import Record
+from tests.support.stats import StatsFile
 
 from .helpers import NOW, run_report, write_stats
 
@@ -32,7 +33,7 @@ def hostile_report(by: str = "prefix"):
         for i, name in enumerate(HOSTILE)
     }
     records["2001:db8::1"] = Record(W=1, E=NOW, N=HOSTILE[::-1])
-    return make_report(StatsFile(["ncs version 1.0.0", "bpf:\t\thost \x1b[2J"], records, "m"), by=by)
+    return make_report(StatsFile(["ncs version 1.0.0", "bpf:\t\thost \x1b[2J"], records, "m").columns(), by=by)
 
 
 def test_html_escapes_every_name() -> None:

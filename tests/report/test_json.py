@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ncs.agent.statsfile import Record
+from ncs.stats.record import Record
 
 from .helpers import NOW, run_report, write_stats
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from ncs.agent.statsfile import Record
+from ncs.stats.record import Record
 
 from .helpers import NOW, run_report, write_stats
 

@@ -12,7 +12,7 @@ import re
 import urllib.request
 from pathlib import Path
 
-from ncs.agent.statsfile import Record
+from ncs.stats.record import Record
 from tests.support.web import REPO, Apache, Chromium, report_command
 
 from .helpers import NOW, write_stats

@@ -1,4 +1,4 @@
-"""The column reader agrees with the parser on every input: same values, same types, same errors."""
+"""The reader's fast path agrees with the general parser on every input: same values, same types, same errors."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ncs.agent import statscols, twocore
-from ncs.agent.statscols import StatsColumns, columns_from_text, read_columns
-from ncs.agent.statsfile import Record, StatsFile, iter_stats_text, sorted_records
-from ncs.agent.statsparse import StatsFormatError, parse_stats
-from tests.agent.test_statsparse import ORIGINAL_AGENT_FILE, ORIGINAL_AGENT_RECORDS
+from ncs import twocore
+from ncs.stats import reader
+from ncs.stats.columns import StatsColumns
+from ncs.stats.errors import StatsFormatError
+from ncs.stats.parser import parse_general
+from ncs.stats.record import Record
+from tests.stats.test_parser import ORIGINAL_AGENT_FILE, ORIGINAL_AGENT_RECORDS
+from tests.support.stats import StatsFile, as_file, sorted_records, stats_text
 
 addresses = st.one_of(
     st.integers(0, 2**32 - 1).map(lambda v: str(ipaddress.IPv4Address(v))),
@@ -31,20 +34,28 @@ records = st.builds(Record, B=big, C=big, E=st.integers(0, 2**33), S=st.integers
 
 
 def text_of(recs: dict[str, Record]) -> str:
-    return "".join(iter_stats_text(["ncs version 1.0.0", "start:\t1,\tx"], sorted_records(recs)))
+    return stats_text(["ncs version 1.0.0", "start:\t1,\tx"], sorted_records(recs))
+
+
+def plain_read(text: str, source: str) -> StatsFile:
+    """The plain path: the general parser, whatever the dialect (an empty text is an empty table)."""
+    if not text.strip():
+        return StatsFile([], {}, source)
+    header, records = parse_general(text, source)
+    return StatsFile(header, dict(records), source)
 
 
 def assert_same(text: str) -> StatsColumns | None:
-    """Columns of TEXT must hold exactly what the parser reads, or fail with its error."""
+    """The reader's table of TEXT must hold exactly what the general parser reads, or fail with its error."""
     try:
-        want = parse_stats(text, "f")
+        want = plain_read(text, "f")
     except StatsFormatError as err:
         with pytest.raises(StatsFormatError) as got:
-            columns_from_text(text, "f")
+            reader.parse_stats(text, "f")
         assert str(got.value) == str(err)
         return None
-    columns = columns_from_text(text, "f")
-    got = columns.to_statsfile()
+    columns = reader.parse_stats(text, "f")
+    got = as_file(columns)
     assert (got.header, got.source) == (want.header, want.source)
     assert list(got.records) == list(want.records)
     assert got.records == want.records
@@ -107,10 +118,10 @@ def test_hand_made_variants(change) -> None:
 
 def test_other_dialects_and_empty_files() -> None:
     columns = assert_same(ORIGINAL_AGENT_FILE)
-    assert columns is not None and columns.to_statsfile().records == ORIGINAL_AGENT_RECORDS
+    assert columns is not None and as_file(columns).records == ORIGINAL_AGENT_RECORDS
     dumper = "$VAR1 = { '198.51.100.9' => { 'B' => '240', 'R' => '723.5', 'N' => [ 'a' ] } };\n"
     columns = assert_same(dumper)
-    assert columns is not None and columns.R.dtype == object and columns.value("R", 0) == 723.5
+    assert columns is not None and columns.column("R").dtype == object and columns.value("R", 0) == 723.5
     assert len(assert_same("") or []) == 0
     assert_same("\n# ncs version 1.0.0\n")  # a header without a table: truncated
 
@@ -123,19 +134,19 @@ def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_p
         N=[f"h{i}.example.com"] if i % 3 else []) for i in range(3000)}
     path = tmp_path / "big.stats"
     path.write_text(text_of(recs))
-    one = read_columns(str(path))
-    monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 1000)
+    one = reader.read_stats(str(path))
+    monkeypatch.setattr(twocore, "MIN_RECORDS", 10)
     forked: list[int] = []
     real = twocore.ForkedCall
 
-    def spy(func):
+    def spy(func, *args, **kwargs):
         forked.append(1)
-        return real(func)
+        return real(func, *args, **kwargs)
 
     monkeypatch.setattr(twocore, "ForkedCall", spy)
-    two = read_columns(str(path))
+    two = reader.read_stats(str(path))
     assert forked, "the two-core path was not taken"
-    assert two.to_statsfile() == one.to_statsfile() == StatsFile(one.header, dict(sorted_records(recs)), str(path))
+    assert as_file(two) == as_file(one) == StatsFile(one.header, dict(sorted_records(recs)), str(path))
     # A damaged record in the second half: the parser's error, naming its line.
     text = path.read_text()
     lines = text.split("\n")
@@ -145,12 +156,12 @@ def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_p
     lines[bad] = "\t\tC\t=> x,"
     path.write_text("\n".join(lines))
     with pytest.raises(StatsFormatError, match=rf"^{path}:{bad + 1}: "):
-        read_columns(str(path))
+        reader.read_stats(str(path))
 
 
 def test_unreadable_file_names_the_path(tmp_path: Path) -> None:
     with pytest.raises(StatsFormatError, match=rf"^{tmp_path / 'missing'}: cannot read: "):
-        read_columns(str(tmp_path / "missing"))
+        reader.read_stats(str(tmp_path / "missing"))
 
 
 def test_a_dead_reader_child_costs_time_not_data(monkeypatch, tmp_path: Path) -> None:
@@ -158,7 +169,7 @@ def test_a_dead_reader_child_costs_time_not_data(monkeypatch, tmp_path: Path) ->
             for i in range(200)}
     path = tmp_path / "s.stats"
     path.write_text(text_of(recs))
-    monkeypatch.setattr(statscols, "_TWO_CORE_CHARS", 100)
+    monkeypatch.setattr(twocore, "MIN_RECORDS", 10)
     real = twocore.ForkedCall
-    monkeypatch.setattr(twocore, "ForkedCall", lambda func: real(lambda: os._exit(9)))
-    assert read_columns(str(path)).to_statsfile().records == dict(sorted_records(recs))
+    monkeypatch.setattr(twocore, "ForkedCall", lambda func, *a, **k: real(lambda: os._exit(9), *a, **k))
+    assert as_file(reader.read_stats(str(path))).records == dict(sorted_records(recs))

@@ -14,24 +14,29 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ncs import __version__
-from ncs.agent.statsfile import (
-    Header,
-    Record,
-    StatsFile,
-    header_lines,
-    iter_stats_text,
-    sorted_records,
-    write_atomic,
-)
-from ncs.agent.statsparse import parse_stats
+from ncs.stats.addresses import address_key, key_text
+from ncs.stats.columns import StatsColumns
+from ncs.stats.header import Header, header_lines
+from ncs.stats.record import Record
+from ncs.stats.writer import column_blocks, file_chunks
+from tests.support.stats import StatsFile, parse_stats, sorted_records, stats_text, write_atomic
 
 PERL = shutil.which("perl")
 needs_perl = pytest.mark.skipif(PERL is None, reason="perl is not installed")
 
 
 def render(header: list[str], records: dict[str, Record]) -> str:
-    """Return the text the writer produces for RECORDS in file order."""
-    return "".join(iter_stats_text(header, sorted_records(records)))
+    """Return the text the writers produce for RECORDS in file order.
+
+    The record-by-record writer and the column writer must agree byte for
+    byte (the column writer spells addresses canonically).
+    """
+    items = sorted_records(records)
+    text = stats_text(header, items)
+    if all(key_text(address_key(a)) == a for a, _ in items):
+        table = StatsColumns.from_records(header, items)
+        assert b"".join(file_chunks(header, column_blocks(table))).decode() == text
+    return text
 
 
 @pytest.fixture
@@ -92,14 +97,13 @@ def test_header_lines_promiscuous_without_match(utc: None) -> None:
 
 LAYOUT_RECORDS = {
     # Given out of order on purpose: the writer's order is checked below.
-    "2001:db8::10": Record(1, 1, 1145760000, 1145757331, 0, 0, 0, []),
-    "123.123.123.123": Record(7, 1, 1145760001, 1145757331, 0.5, 1.5, 0, ["it's"]),
-    "10.0.0.1": Record(240, 4, 1145760699, 1145757331, 722.5, 43359.5, 1145790478,
-                       ["hostname1", "hostname2"]),
-    "2001:db8::9": Record(2, 1, 1145760002, 1145757331, 2.5, 3.5, 0, [":soa.example.net"]),
-    "9.0.0.1": Record(60, 1, 1145760003, 1145757331, 0.4999, 1e6, 0, ["back\\slash"]),
-    "10.100.100.10": Record(1, 1, 1, 1, 0, 0, 0, []),
-    "10.100.100.100": Record(1, 1, 1, 1, 0, 0, 0, []),
+    "2001:db8::10": Record(B=1, C=1, E=1145760000, S=1145757331, R=0, W=0, T=0, N=[]),
+    "123.123.123.123": Record(B=7, C=1, E=1145760001, S=1145757331, R=0.5, W=1.5, T=0, N=["it's"]),
+    "10.0.0.1": Record(B=240, C=4, E=1145760699, S=1145757331, R=722.5, W=43359.5, T=1145790478, N=["hostname1", "hostname2"]),
+    "2001:db8::9": Record(B=2, C=1, E=1145760002, S=1145757331, R=2.5, W=3.5, T=0, N=[":soa.example.net"]),
+    "9.0.0.1": Record(B=60, C=1, E=1145760003, S=1145757331, R=0.4999, W=1e6, T=0, N=["back\\slash"]),
+    "10.100.100.10": Record(B=1, C=1, E=1, S=1, R=0, W=0, T=0, N=[]),
+    "10.100.100.100": Record(B=1, C=1, E=1, S=1, R=0, W=0, T=0, N=[]),
 }
 
 # DESIGN section 6, written out by hand: a tab after a quoted address of at
@@ -260,7 +264,7 @@ def test_write_atomic_disk_full_keeps_old_file(tiny_fs: Path) -> None:
     path = tiny_fs / "stats"
     path.write_text(OLD_TEXT)
     # About 150 bytes a record: far more than the 64 KiB the file system holds.
-    big = {str(ipaddress.IPv4Address(0x0A000000 + i)): Record(i, 1, 2, 3, 4, 5, 6, ["x" * 40])
+    big = {str(ipaddress.IPv4Address(0x0A000000 + i)): Record(B=i, C=1, E=2, S=3, R=4, W=5, T=6, N=["x" * 40])
            for i in range(2000)}
     with pytest.raises(OSError):
         write_atomic(str(path), ["ncs version x"], sorted_records(big))
@@ -338,8 +342,8 @@ HOSTILE_NAMES = [
 def test_perl_reads_hostile_names_exactly(tmp_path: Path) -> None:
     names = [name for name, _ in HOSTILE_NAMES]
     records = {
-        "198.51.100.7": Record(240, 4, 1145760699, 1145757331, 722.5, 43359.5, 1145790478, names),
-        "2001:db8::1": Record(1, 2, 3, 4, 5, 6, 7, names[::-1]),
+        "198.51.100.7": Record(B=240, C=4, E=1145760699, S=1145757331, R=722.5, W=43359.5, T=1145790478, N=names),
+        "2001:db8::1": Record(B=1, C=2, E=3, S=4, R=5, W=6, T=7, N=names[::-1]),
         "10.0.0.1": Record(),
     }
     path = tmp_path / "stats"
@@ -383,8 +387,8 @@ NAMES = st.text(
     max_size=30,
 )
 COUNTS = st.integers(min_value=0, max_value=2**53)
-RECORDS = st.builds(Record, COUNTS, COUNTS, COUNTS, COUNTS, COUNTS, COUNTS, COUNTS,
-                    st.lists(NAMES, max_size=4))
+RECORDS = st.builds(Record, B=COUNTS, C=COUNTS, E=COUNTS, S=COUNTS, R=COUNTS, W=COUNTS, T=COUNTS,
+                    N=st.lists(NAMES, max_size=4))
 TABLES = st.dictionaries(ADDRESSES, RECORDS, max_size=12)
 
 
@@ -425,7 +429,7 @@ FLOATS = st.floats(min_value=0, max_value=2.0**60, allow_nan=False, allow_infini
                        min_size=7, max_size=7))
 def test_numbers_are_rounded_like_printf(values: list[float]) -> None:
     b, c, e, r, s, t, w = values
-    text = render([], {"10.0.0.1": Record(b, c, e, s, r, w, t, [])})
+    text = render([], {"10.0.0.1": Record(B=b, C=c, E=e, S=s, R=r, W=w, T=t, N=[])})
     rec = parse_stats(text).records["10.0.0.1"]
     got = (rec.B, rec.C, rec.E, rec.R, rec.S, rec.T, rec.W)
     assert got == tuple(int(f"{v:.0f}") for v in (b, c, e, r, s, t, w))  # C printf rounding

@@ -1,31 +1,35 @@
-"""The record blocks of a stats file for a whole table, formatted with numpy.
+"""The numpy writer: record blocks of a whole chunk of rows laid out at once (the speed trick of writing).
 
 A dump of a million records must not take seconds, so instead of one Python
 format per record, each chunk of rows is laid out as a 2-D array of 4-byte
-cells.  A template row, made once per chunk, holds the fixed text and every
-field that has one value throughout the chunk (S always; T, R and W often),
-padded with hole bytes so that each varying field starts on a cell boundary.
-The template is copied to every row, the varying fields (address, B, C, E...)
-are written into their cells from lookup tables of four-character digit
-groups, whose leading zeros are holes, and the holes are squeezed out in one
-pass.  Only names (which need Perl quoting) are spliced in per record.  The
-output is byte for byte what agent.statsfile.format_record writes; a test
-holds them together.
+cells.  A template row, made once per chunk, holds the fixed text of the
+layout (`ncs.stats.layout`) and every field that has one value throughout
+the chunk (S always; T, R and W often), padded with hole bytes so that each
+varying field starts on a cell boundary.  The template is copied to every
+row, the varying fields (address, B, C, E...) are written into their cells
+from lookup tables of four-character digit groups, whose leading zeros are
+holes, and the holes are squeezed out in one pass.  Only names (which need
+Perl quoting) are spliced in per record.  The output is byte for byte what
+`ncs.stats.writer.format_record` writes; a property test holds them together.
+
+`ncs.stats.writer` is the plain interface; nothing else calls this module.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ncs.agent.statsfile import CLOSING, opening_text, perl_quote
+from ncs.stats.addresses import AddressKeys
+from ncs.stats.layout import GLUE, RECORD_OPEN, TAB_AFTER_AT_MOST
+from ncs.stats.quoting import perl_quote
+from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
 _HOLE_BYTE = bytes([HOLE])
 CELL = 4  # bytes per cell
-CHUNK = 32768
 
 
 def _cells(chars: np.ndarray) -> np.ndarray:
@@ -91,7 +95,7 @@ def _hex_groups() -> np.ndarray:
 # IPv6 groups: lowercase hex without leading zeros.
 _HEX = _hex_groups()
 _COLON, _NO_CELL = _text_cells([":" + chr(HOLE) * 3, chr(HOLE) * 4])
-# After the quoted address: a tab when it is at most 13 characters, else a space.
+# After the quoted address: a tab when it is short, else a space (ncs.stats.layout.separator).
 _SEP_TAB, _SEP_SPACE = _text_cells(["'\t" + chr(HOLE) * 2, "' " + chr(HOLE) * 2])
 
 
@@ -171,35 +175,28 @@ def _lay_out(n: int, segments: list) -> tuple[np.ndarray, int, bytearray]:
     return out, names_cell, buf
 
 
-# The fixed text of a record around its fields: after the quoted address and
-# its separator come B, C, E, the names, R, S, T and W, each after its label.
-_OPEN = "\t'"
-_LABELS = ("=> {\n\t\tB\t=> ", ",\n\t\tC\t=> ", ",\n\t\tE\t=> ", ",\n\t\tN\t=> [",
-           "],\n\t\tR\t=> ", ",\n\t\tS\t=> ", ",\n\t\tT\t=> ", ",\n\t\tW\t=> ", ",\n\t},\n")
+def record_blocks(keys: AddressKeys, numbers: Mapping[str, np.ndarray],
+                  named: Mapping[int, Sequence[str]] | None = None) -> bytearray | None:
+    """Return the record blocks of a chunk of rows, or None if a value cannot be laid out.
 
-
-def record_chunks(address: tuple[np.ndarray, np.ndarray], B, C, E, S, R, W, T,
-                  names: dict[int, list[str]] | None = None) -> bytearray | None:
-    """Return the record blocks of rows (a bytearray), or None if a value cannot be laid out.
-
-    ADDRESS is (cells, text lengths) from `v4_address_block` or
-    `v6_address_block`; the other arguments are arrays of length n; NAMES
-    maps a row position to its names.
+    KEYS are the rows' addresses, NUMBERS maps each numeric key to its
+    column, NAMED maps the position of each named row to its names.  None
+    means a value is negative, not finite or beyond 2**62: the caller
+    formats such a chunk record by record.
     """
-    numbers = [_rounded(x) for x in (B, C, E, R, S, T, W)]
-    if any(x is None for x in numbers):
+    columns = {k: _rounded(numbers[k]) for k in NUMBER_KEYS}
+    if any(c is None for c in columns.values()):
         return None
-    b, c, e, r, s, t, w = (_field(x) for x in numbers)
-    cells, length = address
-    sep = np.where(length <= 13, _SEP_TAB, _SEP_SPACE)[:, None]
-    segments = [_OPEN, cells, sep]
-    for label, field in zip(_LABELS, (b, c, e, NAMES_AT, r, s, t, w), strict=False):
-        segments += [label, field]
-    segments.append(_LABELS[-1])
-    rows, names_cell, memory = _lay_out(len(B), segments)
+    cells, length = _address_cells(keys)
+    sep = np.where(length <= TAB_AFTER_AT_MOST, _SEP_TAB, _SEP_SPACE)[:, None]
+    segments = [RECORD_OPEN + "'", cells, sep]
+    for glue, key in zip(GLUE, KEYS, strict=False):
+        segments += [glue, NAMES_AT if key == NAMES_KEY else _field(columns[key])]
+    segments.append(GLUE[-1])
+    rows, names_cell, memory = _lay_out(len(keys), segments)
     # translate deletes the holes faster than a numpy boolean mask selects the rest
     text = memory.translate(None, _HOLE_BYTE)
-    if not names:
+    if not named:
         return text
     # Splice the names in after each named row's "[".
     keep = rows.view(np.uint8) != HOLE
@@ -207,13 +204,31 @@ def record_chunks(address: tuple[np.ndarray, np.ndarray], B, C, E, S, R, W, T,
     row_start = np.concatenate([[0], np.cumsum(row_len)[:-1]])
     upto = np.count_nonzero(keep[:, :names_cell * CELL], axis=1)
     pieces, at = [], 0
-    for row in sorted(names):
+    for row in sorted(named):
         cut = int(row_start[row] + upto[row])
         pieces.append(text[at:cut])
-        pieces.append("".join(perl_quote(name) + "," for name in names[row]).encode())
+        pieces.append("".join(perl_quote(name) + "," for name in named[row]).encode())
         at = cut
     pieces.append(text[at:])
     return bytearray().join(pieces)
+
+
+def _address_cells(keys: AddressKeys) -> tuple[np.ndarray, np.ndarray]:
+    """Return (cells, text lengths) of the address texts of KEYS, either family or both."""
+    if not keys.is6.any():
+        return v4_address_block(keys.lo)
+    if keys.is6.all():
+        return v6_address_block(keys.hi, keys.lo)
+    # Mixed: IPv4 rows take the first cells of the wider IPv6 rows, the rest holes.
+    v4, v6 = ~keys.is6, keys.is6
+    cells4, length4 = v4_address_block(keys.lo[v4])
+    cells6, length6 = v6_address_block(keys.hi[v6], keys.lo[v6])
+    cells = np.full((len(keys), cells6.shape[1]), _NO_CELL, np.uint32)
+    cells[v4, :cells4.shape[1]] = cells4
+    cells[v6] = cells6
+    length = np.empty(len(keys), np.int64)
+    length[v4], length[v6] = length4, length6
+    return cells, length
 
 
 def v4_address_block(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,10 +285,3 @@ def v6_address_block(hi: np.ndarray, lo: np.ndarray) -> tuple[np.ndarray, np.nda
             text = socket.inet_ntop(socket.AF_INET6, packed).encode().ljust(17 * CELL, b"\0")
             cells[i] = np.frombuffer(text, np.uint32)
     return cells, np.count_nonzero(cells.view(np.uint8), axis=1)
-
-
-def file_chunks(header: list[str], blocks: Iterable[bytes | bytearray]) -> Iterator[bytes | bytearray]:
-    """Yield a whole stats file as bytes: header lines, opening, record BLOCKS, closing."""
-    yield opening_text(header).encode()
-    yield from blocks
-    yield CLOSING.encode()

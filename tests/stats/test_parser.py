@@ -13,8 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ncs.agent.statsfile import Record, StatsFile
-from ncs.agent.statsparse import StatsFormatError, parse_stats, read_stats
+from ncs.stats.errors import StatsFormatError
+from ncs.stats.record import Record
+from tests.support.stats import StatsFile, parse_stats, read_stats
 
 PERL = shutil.which("perl")
 needs_perl = pytest.mark.skipif(PERL is None, reason="perl is not installed")
@@ -70,11 +71,9 @@ ORIGINAL_AGENT_FILE = """
 """
 
 ORIGINAL_AGENT_RECORDS = {
-    "69.3.95.131": Record(240, 4, 1145760699, 1145757331, 723, 43359, 1145790478,
-                          ["hostname1", "hostname2"]),
-    "192.168.100.200": Record(60, 1, 1145923300, 1145757331, 0, 0, 1145990000,
-                              ["odd\\name.example"]),
-    "10.1.2.3": Record(1500, 1, 1145923301, 1145757331, 0, 0, 0, []),
+    "69.3.95.131": Record(B=240, C=4, E=1145760699, S=1145757331, R=723, W=43359, T=1145790478, N=["hostname1", "hostname2"]),
+    "192.168.100.200": Record(B=60, C=1, E=1145923300, S=1145757331, R=0, W=0, T=1145990000, N=["odd\\name.example"]),
+    "10.1.2.3": Record(B=1500, C=1, E=1145923301, S=1145757331, R=0, W=0, T=0, N=[]),
 }
 
 
@@ -378,8 +377,8 @@ def test_read_stats_raw_bytes_in_names(tmp_path: Path) -> None:
 
 
 def test_read_stats_stdin(tmp_path: Path) -> None:
-    code = ("from ncs.agent.statsparse import read_stats; f = read_stats('-'); "
-            "print(f.source, sorted(f.records))")
+    code = ("from ncs.stats.reader import read_stats; f = read_stats('-'); "
+            "print(f.source, sorted(f.addresses))")
     proc = subprocess.run([sys.executable, "-c", code], input=ORIGINAL_AGENT_FILE.encode(),
                           capture_output=True, timeout=60, cwd=os.getcwd())
     assert proc.returncode == 0, proc.stderr.decode()
@@ -404,7 +403,7 @@ def test_errors_survive_pickling(tmp_path: Path) -> None:
 @needs_perl
 def test_perl_agrees_on_the_original_agent_sample(tmp_path: Path) -> None:
     # The hand-written sample is real Perl, and Perl reads the same values from it.
-    from tests.agent.test_statsfile import perl_read_back
+    from tests.stats.test_writer import perl_read_back
 
     path = tmp_path / "orig"
     path.write_text(ORIGINAL_AGENT_FILE, encoding="utf-8")

@@ -1,0 +1,51 @@
+"""Files that readers may be looking at: replaced atomically, judged fresh by their age."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Iterable
+
+
+def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,
+                 tmp: str | None = None) -> None:
+    """Write CHUNKS to PATH atomically: a temporary file (TMP, default PATH.tmp), fsync, rename.
+
+    A reader never sees a half-written file, and a failure (OSError, or
+    anything the CHUNKS iterable raises) leaves the previous file in place and
+    removes the temporary one.  MODE, if given, is set before the rename.
+    """
+    tmp = tmp or path + ".tmp"
+    try:
+        with open(tmp, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def mtime_ns(path: str) -> int:
+    """Return PATH's modification time in nanoseconds, 0 if it does not exist."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
+def is_fresh(path: str, max_age: float, now: float | None = None) -> bool:
+    """Return whether PATH exists and was modified less than MAX_AGE seconds ago (0: never fresh)."""
+    if max_age <= 0:
+        return False
+    mtime = mtime_ns(path)
+    if mtime == 0:
+        return False
+    current = time.time() if now is None else now
+    return current - mtime / 1e9 < max_age
