@@ -29,7 +29,7 @@ def test_wheel_holds_nothing_outside_ncs(wheel: Path) -> None:
     outside = [n for n in names if not n.startswith(("ncs/", "ncs-"))]
     assert outside == []
     # the three programs and the shared format are all in it
-    for package in ("ncs/agent/", "ncs/report/", "ncs/coalesce/"):
+    for package in ("ncs/agent/", "ncs/report/", "ncs/coalesce/", "ncs/stats/"):
         assert any(n.startswith(package) for n in names), package
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
