@@ -1,10 +1,9 @@
-"""Decode captured frames into (second, remote key, counted length): batch and per-packet.
+"""Decode captured frames into (second, remote key, counted length), a whole batch at a time.
 
-The batch decoder works on pcapy-ng's `next_batch` output with numpy: every
-field of every packet in the batch is read by one vectorised gather, so Python
-does a fixed amount of work per batch rather than per packet.  `decode_one`
-applies the same rules to one frame in plain Python; it is the reference the
-batch decoder is tested against.
+The decoder works on pcapy-ng's `next_batch` output with numpy: every field
+of every packet in the batch is read by one vectorised gather, so Python does
+a fixed amount of work per batch rather than per packet.  The tests hold it
+to a plain per-packet decoder (tests/agent/reference.py).
 
 The counted length of a packet is its link-layer header plus the IP datagram
 length from the IP header (IPv4 total length; IPv6 40 + payload length): it
@@ -15,7 +14,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import struct
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -90,13 +88,6 @@ class PayloadFilter:
         # A lookahead finds overlapping occurrences too, so a hit that starts
         # before the payload offset cannot hide one that starts inside it.
         return re.compile(b"(?=" + re.escape(needle) + b")", re.IGNORECASE | re.DOTALL)
-
-    def keep_one(self, data: bytes) -> bool:
-        """Return whether one captured frame passes the filters."""
-        region = data[self.payload:].lower()
-        if self.match and self.match.lower() not in region:
-            return False
-        return not (self.nomatch and self.nomatch.lower() in region)
 
 
 class _Words:
@@ -269,89 +260,6 @@ class Decoder:
             inside = (pos >= start[which]) & (pos + width <= end[which])
             hit[which[inside]] = True
         return hit
-
-    # -- per-packet reference ----------------------------------------------
-
-    def decode_one(self, data: bytes) -> tuple[int, int] | None:
-        """Decode one captured frame; return (remote key, counted length) or None if not accounted.
-
-        Updates the same counters as `decode` (except `packets`).
-        """
-        found = self._link_one(data)
-        if found is None:
-            return None
-        l3, et = found
-        if et == ETH_IPV4:
-            if len(data) < l3 + 20:
-                self.counters.truncated += 1
-                return None
-            ihl = (data[l3] & 15) * 4
-            total = struct.unpack_from("!H", data, l3 + 2)[0]
-            if data[l3] >> 4 != 4 or ihl < 20 or total < ihl:
-                self.counters.malformed += 1
-                return None
-            src, dst = data[l3 + 12:l3 + 16], data[l3 + 16:l3 + 20]
-            length = l3 + total
-        elif et == ETH_IPV6:
-            if len(data) < l3 + 40:
-                self.counters.truncated += 1
-                return None
-            if data[l3] >> 4 != 6:
-                self.counters.malformed += 1
-                return None
-            src, dst = data[l3 + 8:l3 + 24], data[l3 + 24:l3 + 40]
-            length = l3 + 40 + struct.unpack_from("!H", data, l3 + 4)[0]
-        else:
-            self.counters.not_ip += 1
-            return None
-        sm, dm = src in self.mon_set, dst in self.mon_set
-        if sm and dm:
-            self.counters.local += 1
-            return None
-        if not sm and not dm:
-            self.counters.foreign += 1
-            return None
-        if self.filter is not None and not self.filter.keep_one(data):
-            self.counters.filtered += 1
-            return None
-        remote = dst if sm else src
-        self.counters.accounted += 1
-        return self.keys.key_of_packed(remote), length
-
-    def _link_one(self, data: bytes) -> tuple[int, int] | None:
-        lt = self.linktype
-        need = {DLT_EN10MB: 14, DLT_LINUX_SLL: 16, DLT_LINUX_SLL2: 20, DLT_NULL: 4, DLT_LOOP: 4}
-        if len(data) < need.get(lt, 1):
-            self.counters.truncated += 1
-            return None
-        if lt == DLT_EN10MB:
-            et = struct.unpack_from("!H", data, 12)[0]
-            l3 = 14
-            for _ in range(MAX_VLAN_TAGS):
-                if et not in VLAN_TPIDS:
-                    break
-                if len(data) < l3 + 4:
-                    self.counters.truncated += 1
-                    return None
-                et = struct.unpack_from("!H", data, l3 + 2)[0]
-                l3 += 4
-        elif lt == DLT_LINUX_SLL:
-            et, l3 = struct.unpack_from("!H", data, 14)[0], 16
-        elif lt == DLT_LINUX_SLL2:
-            et, l3 = struct.unpack_from("!H", data, 0)[0], 20
-        elif lt in DLT_RAW_VALUES or lt in (DLT_IPV4, DLT_IPV6):
-            version = data[0] >> 4
-            et, l3 = (ETH_IPV4 if version == 4 else ETH_IPV6 if version == 6 else -1), 0
-        else:
-            af = struct.unpack_from("!I", data, 0)[0]
-            if lt == DLT_NULL and af > 0xFFFF:
-                af = struct.unpack_from("<I", data, 0)[0]
-            et = ETH_IPV4 if af in NULL_AF_INET else ETH_IPV6 if af in NULL_AF_INET6 else -1
-            l3 = 4
-        if et not in (ETH_IPV4, ETH_IPV6):
-            self.counters.not_ip += 1
-            return None
-        return l3, et
 
 
 def _version_ethertype(version: np.ndarray) -> np.ndarray:
