@@ -1,9 +1,11 @@
-"""Remote keys: one uint64 per remote address, so numpy can sort and group them.
+"""Remote keys: the agent's index handle of a remote address, one uint64 that its hash index can take.
 
 An IPv4 address is its own key (below 2**32).  An IPv6 address gets a
 surrogate key from 2**32 up, handed out on first sight and returned with
 `release` when its record is deleted, so a flood of spoofed IPv6 sources
-cannot grow this map beyond the table's bound.
+cannot grow this map beyond the table's bound.  Surrogates say nothing about
+order: the table turns its rows into the shared address keys
+(`ncs.stats.addresses.AddressKeys`) when it writes them.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The stats table: per-remote records and the global rates, with DESIGN section 2's arithmetic.
+"""The agent's stats table: per-remote records and the global rates, updated by the rules of docs/formats.md.
 
 Records live in numpy columns (one row per remote) found through a
 vectorised hash of their keys, so a million records cost under 200 bytes each
@@ -35,7 +35,7 @@ SMALL_RUN = 8  # runs shorter than this use the per-packet path
 
 @dataclass
 class GlobalRate:
-    """The header's hits-per-minute and bytes-per-second estimates (DESIGN section 2)."""
+    """The header's hits-per-minute and bytes-per-second estimates (docs/formats.md, "Header rates")."""
 
     start: int
     rate: float = 0.0  # hits per hour

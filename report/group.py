@@ -1,6 +1,6 @@
 """Grouping of stats records by network prefix or by registrable domain, ordering and totals.
 
-A report is a list of groups (DESIGN section 7): each group holds its
+A report is a list of groups: each group holds its
 addresses in ascending order, the sums of their R and W and their latest E.
 Groups are ordered by bytes per second, `int(W/3600)`, descending; ties go to
 the group whose first address is lower.  Every record lands in exactly one
@@ -43,7 +43,7 @@ __all__ = [
     "registrable_domain",
 ]
 
-#: Default prefix lengths of a group (DESIGN section 7).
+#: Default prefix lengths of a group: IPv4 /24, IPv6 /64.
 DEFAULT_V4_PREFIX = 24
 DEFAULT_V6_PREFIX = 64
 

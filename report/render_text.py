@@ -1,4 +1,4 @@
-"""The classic text report, in the original Report module's layout (DESIGN section 7).
+"""The classic text report, in the original Report module's layout (docs/report.md).
 
 The printf-style formats below are kept on purpose: they are the documented
 sprintf formats of the original, and Python's %.0f rounds exactly like C's.
