@@ -228,6 +228,10 @@ def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     return 0
 
 
+#: The signals the agent handles (see `_install_signals`).
+HANDLED_SIGNALS = (signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM, signal.SIGINT)
+
+
 def _install_signals(flags: Flags) -> int:
     """Route USR1/HUP/TERM/INT to FLAGS; return the read end of the wakeup pipe."""
     rfd, wfd = os.pipe()
@@ -281,7 +285,12 @@ def _exclude_own_dns(bpf: str, resolver) -> str:
 def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     """Capture until TERM/INT, dumping on USR1, HUP and UDP requests."""
     flags = Flags()
-    wake = _install_signals(flags)
+    # The agent's signals wait, blocked, until the capture is open with its
+    # filter and the dump port is bound.  An agent that catches USR1 is then
+    # ready in every way (`ncs-agent start` waits for exactly that), so a
+    # packet sent once `start` returns is counted: libpcap drops what the
+    # socket queued before the filter was set.
+    signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
     if cfg.device:
         device, promiscuous = cfg.device, False
     else:
@@ -301,6 +310,8 @@ def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
         from ncs.agent.control import ControlPort
 
         control = ControlPort(cfg.host, cfg.port, cfg.allowed)
+    wake = _install_signals(flags)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
     agent = Agent(cfg, capture, monitored, to_stderr, resolver)
     agent.new_table(int(time.time()))
     # Like tcpdump's "listening on": tells a person (and a test) that signals now work.
