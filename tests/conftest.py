@@ -3,6 +3,7 @@
 pytest_plugins = [
     "tests.support.netns",
     "tests.support.pcapgen",
+    "tests.support.forks",
     "tests.support.nsd",
     "tests.support.sshd",
     "tests.support.web",

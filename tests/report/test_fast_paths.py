@@ -29,6 +29,7 @@ from ncs.report.render_json import (
 )
 from ncs.report.render_text import address_line, group_lines, summary_line
 from ncs.stats.record import Record
+from ncs.twocore import MIN_RECORDS
 from tests.support.stats import StatsFile
 
 NOW = 1145923334
@@ -181,7 +182,7 @@ def test_fast_json_and_text_match_the_per_address_path(rows) -> None:
         assert _plain_chunk(report.groups) == [group_text(g) for g in report.groups]
 
 
-def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
+def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch, forks: list[int]) -> None:
     from ncs.report import render_json as rj
     from ncs.report import render_text as rt
     from ncs.report.render_text import render_text
@@ -191,13 +192,6 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
         B=rng.randrange(10**6), C=rng.randrange(99), E=NOW - i, S=NOW - 999, R=rng.randrange(10**5),
         W=rng.randrange(10**8), N=[rng.choice(TRICKY_NAMES[:12])] if i % 2 else []) for i in range(1000)}
     records["2001:db8::5"] = Record(R=1.5, W=math.inf, E=NOW, N=["q\"uote.example"])  # checked path
-    forks: list[int] = []
-    real_call = twocore.ForkedCall
-
-    def spy(func, *args, **kwargs):
-        forks.append(1)
-        return real_call(func, *args, **kwargs)
-
     for by in ("prefix", "domain"):
         report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem").columns(), by)
         serial = (render_json(report), render_text(report))
@@ -205,16 +199,14 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch) -> None:
         for module in (rj, rt):
             monkeypatch.setattr(module, "CHUNK_ADDRESSES", 50)
         monkeypatch.setattr(twocore, "MIN_RECORDS", 1)
-        monkeypatch.setattr(twocore, "ForkedCall", spy)
         assert (render_json(report), render_text(report)) == serial
         assert len(forks) == 2
         json.loads(serial[0])
-        monkeypatch.undo()
+        monkeypatch.setattr(twocore, "MIN_RECORDS", MIN_RECORDS)
     # Domains judged in two halves (one in a child) group exactly as in one.
     stats = StatsFile(["ncs version 1.0.0"], records, "mem").columns()
     serial_groups = actual_groups(records, "domain", 24, 64)
     forks.clear()
     monkeypatch.setattr(twocore, "MIN_RECORDS", 2)
-    monkeypatch.setattr(twocore, "ForkedCall", spy)
     assert actual_groups(records, "domain", 24, 64) == serial_groups
     assert forks == [1] and len(make_report(stats, "domain").groups) == len(serial_groups)

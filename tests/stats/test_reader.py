@@ -126,7 +126,8 @@ def test_other_dialects_and_empty_files() -> None:
     assert_same("\n# ncs version 1.0.0\n")  # a header without a table: truncated
 
 
-def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_path: Path) -> None:
+def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_path: Path,
+                                                              forks: list[int]) -> None:
     rng = random.Random(3)
     recs = {str(ipaddress.IPv4Address(rng.getrandbits(32))): Record(
         B=rng.randrange(10**6), C=rng.randrange(999), E=rng.randrange(2**31), S=5,
@@ -136,16 +137,9 @@ def test_big_files_are_read_on_two_cores_with_the_same_result(monkeypatch, tmp_p
     path.write_text(text_of(recs))
     one = reader.read_stats(str(path))
     monkeypatch.setattr(twocore, "MIN_RECORDS", 10)
-    forked: list[int] = []
-    real = twocore.ForkedCall
-
-    def spy(func, *args, **kwargs):
-        forked.append(1)
-        return real(func, *args, **kwargs)
-
-    monkeypatch.setattr(twocore, "ForkedCall", spy)
+    forks.clear()
     two = reader.read_stats(str(path))
-    assert forked, "the two-core path was not taken"
+    assert forks, "the two-core path was not taken"
     assert as_file(two) == as_file(one) == StatsFile(one.header, dict(sorted_records(recs)), str(path))
     # A damaged record in the second half: the parser's error, naming its line.
     text = path.read_text()
