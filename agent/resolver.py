@@ -19,6 +19,10 @@ import dns.rdatatype
 import dns.reversename
 import dns.rrset
 
+from ncs.hostport import parse_hostport
+
+DNS_PORT = 53
+
 # Bounds on how long a lookup result is kept. The floor stops a TTL of 0 (or a
 # hostile server) from turning every packet of a busy remote into a new query;
 # the ceiling keeps names from a huge TTL from outliving a week of renumbering.
@@ -87,37 +91,10 @@ def parse_nameserver(text: str) -> tuple[str, int]:
     Returns (address text, port), port 53 when none is given.
     Raises ValueError("bad nameserver '...'") for anything else.
     """
-    error = ValueError(f"bad nameserver {text!r}")
-    value = text.strip()
-    port = 53
-    if value.startswith("["):
-        host, sep, rest = value[1:].partition("]")
-        if not sep:
-            raise error
-        if rest:
-            if not rest.startswith(":"):
-                raise error
-            port = _parse_port(rest[1:], error)
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise error from None
-        return host, port
-    if value.count(":") == 1:
-        value, port_text = value.split(":")
-        port = _parse_port(port_text, error)
     try:
-        ipaddress.ip_address(value)
+        return parse_hostport(text, default_port=DNS_PORT, ip_only=True)
     except ValueError:
-        raise error from None
-    return value, port
-
-
-def _parse_port(text: str, error: ValueError) -> int:
-    """Return the port number in `text`; raises `error` unless it is 1..65535."""
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise error
-    return int(text)
+        raise ValueError(f"bad nameserver {text!r}") from None
 
 
 def default_nameserver(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int] | None:
@@ -138,7 +115,7 @@ def default_nameserver(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int]
                 ipaddress.ip_address(fields[1])
             except ValueError:
                 continue
-            return fields[1], 53
+            return fields[1], DNS_PORT
     return None
 
 

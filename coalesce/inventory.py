@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ncs.hostport import parse_hostport
+
 DEFAULT_COMMAND = "ncs-agent dump --wait --max-age 300 --print"
 HOST_KEY_POLICIES = ("strict", "accept-new", "off")
 
@@ -231,27 +233,14 @@ def _local_agent(d: Any, default_updto: float) -> LocalAgent:
 
 
 def parse_host_port(value: Any, what: str) -> tuple[str, int]:
-    """Return (host, port) from 'HOST:PORT', '[V6]:PORT' or a bare port number.
+    """Return (host, port) from 'HOST:PORT', '[V6]:PORT' or a bare port number (host 127.0.0.1).
 
     Raises InventoryError mentioning WHAT when the value is malformed.
     """
-    text = str(value).strip()
-    host = "127.0.0.1"
-    port_text = text
-    if text.startswith("["):
-        close = text.find("]:")
-        if close < 0:
-            raise InventoryError(f"{what}: {text!r} is not [ADDRESS]:PORT")
-        host, port_text = text[1:close], text[close + 2:]
-    elif ":" in text:
-        host, port_text = text.rsplit(":", 1)
     try:
-        port = int(port_text)
-    except ValueError:
-        raise InventoryError(f"{what}: {text!r} is not HOST:PORT") from None
-    if not 1 <= port <= 65535 or not host:
-        raise InventoryError(f"{what}: {text!r} is not HOST:PORT with a port 1-65535")
-    return host, port
+        return parse_hostport(str(value), default_host="127.0.0.1")
+    except ValueError as err:
+        raise InventoryError(f"{what}: {err}") from None
 
 
 def _no_unknown(d: dict[str, Any], allowed: set[str], where: str) -> None:

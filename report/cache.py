@@ -51,21 +51,6 @@ class Served:
     regenerated: bool
 
 
-def parse_hostport(text: str) -> tuple[str, int]:
-    """Return (host, port) of "HOST:PORT" ("[v6]:PORT" for IPv6 addresses).
-
-    Raises ValueError with a one-line reason.
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"--update {text!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--update {text!r}: port {port!r} is not a number from 1 to 65535")
-    return host, int(port)
-
-
 def _mtime_ns(path: str) -> int:
     try:
         return os.stat(path).st_mtime_ns
