@@ -10,18 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 
 from ncs.agent.config import (
     AgentConfig,
     ConfigError,
     check_environment,
     config_as_yaml,
-    resolve_bind_host,
 )
 from ncs.agent.pidfile import (
     AlreadyRunning,
@@ -36,13 +33,16 @@ from ncs.agent.pidfile import (
     signal_process,
     wait_for_exit,
 )
+from ncs.dumpport import BadAnswer, DumpPortError, NoAnswer, Unresolved, request_dump
+from ncs.files import FileId, file_id, is_fresh, wait_rewritten
+from ncs.hostport import format_hostport
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
 
-POLL = 0.05  # seconds between looks at a pid or a file while waiting
+POLL = 0.05  # seconds between looks at a pid while waiting
 KILL_WAIT = 5.0  # seconds to wait for a process to vanish after SIGKILL
 
 
@@ -262,24 +262,6 @@ def status(cfg: AgentConfig) -> int:
 # ----------------------------------------------------------------- dump
 
 
-@dataclass(frozen=True)
-class FileId:
-    """What changes when the stats file is rewritten: the rename gives a new inode."""
-
-    inode: int
-    mtime_ns: int
-    size: int
-
-
-def file_id(path: str) -> FileId | None:
-    """Return the identity of the file at PATH, or None if it does not exist."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return FileId(st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
          print_file: bool = False, timeout: float = 30.0) -> int:
     """Ask the running agent for a dump (USR1; the UDP port when a signal is not permitted).
@@ -291,9 +273,7 @@ def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
     """
     path = cfg.stats_path
     current = file_id(path)
-    fresh = (max_age is not None and current is not None
-             and time.time() - current.mtime_ns / 1e9 < max_age)
-    if not fresh:
+    if max_age is None or not is_fresh(path, max_age):
         pid = running_pid(cfg.pid_path)
         if pid is None:
             say(f"{cfg.name} not running")
@@ -326,49 +306,37 @@ def _request_dump(cfg: AgentConfig, pid: int) -> int:
 def udp_dump_request(cfg: AgentConfig, tries: int = 3, wait: float = 1.0) -> int | None:
     """Send `dump` to the agent's UDP port; returns the epoch of its `OK <epoch>`, or None.
 
-    The port's 'INADDR_ANY' and 'INADDR_LOOPBACK' are reached on 127.0.0.1.
-    Prints why on failure.
+    The request is sent up to TRIES times, WAIT seconds apart.  The port's
+    'INADDR_ANY' and 'INADDR_LOOPBACK' are reached on 127.0.0.1.  Prints why
+    on failure; raises ConfigError when the dump host does not resolve.
     """
     if cfg.port is None:
         say(f"ncs-agent: {cfg.name} has no dump port (`port` is not set)")
         return None
     host = "127.0.0.1" if cfg.host in ("INADDR_ANY", "INADDR_LOOPBACK") else cfg.host
-    family, sockaddr = resolve_bind_host(
-        host, cfg.port, error=ConfigError(f"config: bad dump host '{cfg.host}'"))
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(wait)
-        for _ in range(tries):
-            try:
-                sock.sendto(b"dump", sockaddr)
-                reply, _sender = sock.recvfrom(512)
-            except TimeoutError:
-                continue
-            except OSError as err:
-                say(f"ncs-agent: dump request to {host}:{cfg.port} failed: {err.strerror or err}")
-                return None
-            words = reply.decode("ascii", "replace").split()
-            if len(words) == 2 and words[0] == "OK" and words[1].isdigit():
-                return int(words[1])
-            say(f"ncs-agent: {host}:{cfg.port} answered '{reply[:40].decode('ascii', 'replace')}'")
-            return None
-    say(f"ncs-agent: no answer from {host}:{cfg.port} (is this address in `allowed`?)")
+    where = format_hostport(host, cfg.port)
+    try:
+        return request_dump(host, cfg.port, timeout=tries * wait, tries=tries)
+    except Unresolved:
+        raise ConfigError(f"config: bad dump host '{cfg.host}'") from None
+    except NoAnswer:
+        say(f"ncs-agent: no answer from {where} (is this address in `allowed`?)")
+    except BadAnswer as err:
+        say(f"ncs-agent: {where} answered '{err.detail}'")
+    except DumpPortError as err:
+        say(f"ncs-agent: dump request to {where} failed: {err.reason}")
     return None
 
 
 def _wait_rewritten(cfg: AgentConfig, pid: int, before: FileId | None, timeout: float) -> bool:
-    """Poll until the stats file differs from BEFORE; returns False (with a message) on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = file_id(cfg.stats_path)
-        if now is not None and now != before:
-            return True
-        if not process_alive(pid):
-            say(f"ncs-agent: {cfg.name} (pid {pid}) exited before writing '{cfg.stats_path}'")
-            return False
-        if time.monotonic() >= deadline:
-            say(f"ncs-agent: {cfg.name}: '{cfg.stats_path}' not rewritten within {timeout:g} s")
-            return False
-        time.sleep(POLL)
+    """Wait until the stats file differs from BEFORE; returns False (with a message) on timeout."""
+    if wait_rewritten(cfg.stats_path, before, timeout, give_up=lambda: not process_alive(pid)):
+        return True
+    if not process_alive(pid):
+        say(f"ncs-agent: {cfg.name} (pid {pid}) exited before writing '{cfg.stats_path}'")
+    else:
+        say(f"ncs-agent: {cfg.name}: '{cfg.stats_path}' not rewritten within {timeout:g} s")
+    return False
 
 
 def _copy_to_stdout(path: str) -> int:

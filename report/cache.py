@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import fcntl
 import os
-import select
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ncs.files import replace_file
+from ncs import dumpport
+from ncs.files import file_id, replace_file, wait_rewritten
 
 
 class UpdateError(Exception):
@@ -85,47 +84,21 @@ def write_cache(path: str, text: str) -> None:
     replace_file(path, [text.encode("utf-8")], mode=0o644, tmp=f"{path}.tmp.{os.getpid()}")
 
 
-def _resolve(host: str, port: int) -> tuple[int, tuple]:
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except socket.gaierror as e:
-        raise UpdateError(f"cannot resolve agent host {host!r}: {e.strerror}") from None
-    family, _, _, _, addr = info[0]
-    return family, addr
-
-
 def request_dump(host: str, port: int, stats_path: str, timeout: float) -> None:
     """Ask the agent at HOST:PORT for a dump and wait until STATS_PATH is rewritten.
 
-    Returns when the stats file's mtime changed after an "OK" answer, all
-    within TIMEOUT seconds.  Raises UpdateError (no answer, refused, a
-    different answer, or the file not rewritten in time).
+    Returns when the stats file changed after an "OK" answer, all within
+    TIMEOUT seconds.  Raises UpdateError (no answer, refused, a different
+    answer, or the file not rewritten in time).
     """
-    before = _mtime_ns(stats_path)
+    before = file_id(stats_path)
     deadline = time.monotonic() + timeout
-    family, addr = _resolve(host, port)
-    where = f"{host}:{port}"
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(addr)
-            sock.send(b"dump")
-            reply = b""
-            while not reply:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
-                    raise UpdateError(f"no answer from the agent at {where} within {timeout:g} s")
-                reply = sock.recv(512)
-        except ConnectionRefusedError:
-            raise UpdateError(f"the agent at {where} refused the dump request (port closed)") from None
-        except OSError as e:
-            raise UpdateError(f"cannot reach the agent at {where}: {e.strerror or e}") from None
-    text = reply.decode("ascii", "replace").strip()
-    if not text.startswith("OK"):
-        raise UpdateError(f"the agent at {where} answered {text[:40]!r} to 'dump'")
-    while _mtime_ns(stats_path) == before:
-        if time.monotonic() >= deadline:
-            raise UpdateError(f"stats file {stats_path} was not rewritten within {timeout:g} s")
-        time.sleep(0.02)
+    try:
+        dumpport.request_dump(host, port, timeout)
+    except dumpport.DumpPortError as e:
+        raise UpdateError(str(e)) from None
+    if not wait_rewritten(stats_path, before, deadline - time.monotonic()):
+        raise UpdateError(f"stats file {stats_path} was not rewritten within {timeout:g} s")
 
 
 def _lock_state(lock_fd: int) -> tuple[int, str]:

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.support.nsd",
     "tests.support.sshd",
     "tests.support.web",
+    "tests.support.controlport",
 ]
