@@ -1,6 +1,6 @@
 """Web use of the report: a cache file refreshed on demand from the agent, regenerated once.
 
-The flow of one page view (DESIGN section 7):
+The flow of one page view:
 
 1. The cache is fresh (younger than --refresh): print it.
 2. Otherwise take an exclusive lock on CACHE.lock.  Whoever waited for the
@@ -17,14 +17,14 @@ a success) and its mtime the time of that attempt.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ncs import dumpport
-from ncs.files import file_id, replace_file, wait_rewritten
+from ncs.files import file_id, is_fresh, mtime_ns, replace_file, wait_rewritten
+from ncs.locks import FileLock
 
 
 class UpdateError(Exception):
@@ -48,22 +48,6 @@ class Served:
     body: str
     error: str | None
     regenerated: bool
-
-
-def _mtime_ns(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return 0
-
-
-def is_fresh(path: str, refresh: float, now: float | None = None) -> bool:
-    """Return True if the file at PATH exists and is younger than REFRESH seconds."""
-    mtime = _mtime_ns(path)
-    if mtime == 0:
-        return False
-    current = time.time() if now is None else now
-    return current - mtime / 1e9 < refresh
 
 
 def read_cache(path: str) -> str | None:
@@ -101,20 +85,6 @@ def request_dump(host: str, port: int, stats_path: str, timeout: float) -> None:
         raise UpdateError(f"stats file {stats_path} was not rewritten within {timeout:g} s")
 
 
-def _lock_state(lock_fd: int) -> tuple[int, str]:
-    """Return (mtime_ns, text) of the lock file: the last attempt's time and error."""
-    mtime = os.fstat(lock_fd).st_mtime_ns
-    os.lseek(lock_fd, 0, os.SEEK_SET)
-    return mtime, os.read(lock_fd, 4096).decode("utf-8", "replace").strip()
-
-
-def _record_attempt(lock_fd: int, error: str) -> None:
-    os.ftruncate(lock_fd, 0)
-    os.lseek(lock_fd, 0, os.SEEK_SET)
-    os.write(lock_fd, error.encode("utf-8"))
-    os.utime(lock_fd)
-
-
 def _stale(cache: str, error: str, render: Callable[[], str]) -> Served:
     # Without any cache, the stats file as it is beats an empty page.
     old = read_cache(cache)
@@ -135,26 +105,22 @@ def serve(opts: WebOptions, stats_path: str, render: Callable[[], str]) -> Serve
         body = read_cache(opts.cache)
         if body is not None:
             return Served(body, None, False)
-    fd = os.open(opts.cache + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with FileLock(opts.cache + ".lock", mode=0o666) as lock:
         # Another view may have done the work while this one waited.
-        if _mtime_ns(opts.cache) >= started or is_fresh(opts.cache, opts.refresh):
+        if mtime_ns(opts.cache) >= started or is_fresh(opts.cache, opts.refresh):
             body = read_cache(opts.cache)
             if body is not None:
                 return Served(body, None, False)
-        attempt_ns, last_error = _lock_state(fd)
-        if attempt_ns >= started and last_error:
+        last_error = lock.note()
+        if lock.mtime_ns() >= started and last_error:
             return _stale(opts.cache, last_error, render)
         if opts.update is not None:
             try:
                 request_dump(opts.update[0], opts.update[1], stats_path, opts.updto)
             except UpdateError as e:
-                _record_attempt(fd, str(e))
+                lock.write(str(e))
                 return _stale(opts.cache, str(e), render)
         body = render()
         write_cache(opts.cache, body)
-        _record_attempt(fd, "")
+        lock.write("")
         return Served(body, None, True)
-    finally:
-        os.close(fd)
