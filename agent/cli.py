@@ -6,7 +6,9 @@ import argparse
 import sys
 
 from ncs import __version__
-from ncs.agent.config import AgentConfig, ConfigError, load_config, resolve_config
+from ncs.agent import verbs
+from ncs.agent.config import AgentConfig, load_config, resolve_config
+from ncs.agent.errors import ConfigError
 
 # Command-line options that set a config key; the value is checked like the file's.
 CONFIG_OPTIONS = (
@@ -107,8 +109,6 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
 
 def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
     """Run the verb in ARGS with CFG; returns its exit status.  Raises ConfigError."""
-    from ncs.agent import verbs
-
     verb = args.verb
     if verb == "run":
         return verbs.run(cfg, to_stderr=args.debug)

@@ -1,24 +1,24 @@
 """The agent's configuration: one set of names for the YAML file and the command line.
 
-Three steps, each raising ConfigError with a one-line message naming the key
+Two steps, each raising ConfigError with a one-line message naming the key
 and the value (and the file and line when the value came from the file):
 
 - `load_config(path)` reads the YAML file into a dict (`ConfigSource`);
 - `resolve_config(raw, overrides)` checks names, types and ranges and returns
-  the effective `AgentConfig` (command-line overrides win over file values);
-- `check_environment(cfg, ...)` checks what depends on this host: the BPF host
-  names, the capture interface, the directories, the dump port's addresses,
-  the user.
+  the effective `AgentConfig` (command-line overrides win over file values).
+
+What depends on this host (names, devices, directories, the user) is checked
+by `ncs.agent.environment.check_environment`.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import os
 import re
-import socket
 from dataclasses import dataclass, field, fields
 from typing import Any
+
+from ncs.agent.errors import ConfigError, config_error
+from ncs.agent.nameserver import parse_nameserver
 
 # Limits that the checks enforce.  The snap length must cover the largest
 # headers the decoder reads: Linux cooked v2 (20) or Ethernet with two VLAN
@@ -34,7 +34,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,63}$")
 
 @dataclass
 class AgentConfig:
-    """Effective agent settings (DESIGN section 5); keys match the YAML config file.
+    """Effective agent settings; keys match the YAML config file.
 
     `read` and `stats` exist only on the command line: `read` replays a capture
     file instead of capturing live, `stats` overrides `<sniffer>/<name>.stats`
@@ -77,9 +77,16 @@ class AgentConfig:
         """The pid file: `<piddir>/<name>.pid`."""
         return f"{self.piddir.rstrip('/')}/{self.name}.pid"
 
+    def error(self, key: str, message: str) -> ConfigError:
+        """Return ConfigError "config: [FILE:LINE: ]MESSAGE", placed when KEY came from the file."""
+        return config_error(message, self.origins.get(key, ""))
 
-class ConfigError(ValueError):
-    """An invalid setting; str() is the one-line message naming key and value."""
+    def relocate(self, err: ConfigError, key: str) -> ConfigError:
+        """Return ERR with the file place of KEY inserted after "config: " (if it has one)."""
+        text = str(err)
+        if not self.origins.get(key) or not text.startswith("config: "):
+            return err
+        return self.error(key, text[len("config: "):])
 
 
 #: Keys a config file may hold, in the order `config` prints them.
@@ -150,6 +157,7 @@ def load_config(path: str) -> ConfigSource:
     An empty file is an empty mapping.  Raises ConfigError naming the file (and
     line) when it cannot be read, is not YAML, is not a mapping or repeats a key.
     """
+    # PyYAML takes ~10 ms to import; the verbs run without a config file skip it.
     import yaml
 
     try:
@@ -180,21 +188,6 @@ def load_config(path: str) -> ConfigSource:
     return ConfigSource(data, path, lines)
 
 
-def _fail(cfg: AgentConfig, key: str, message: str) -> ConfigError:
-    """Return a ConfigError "config: [FILE:LINE: ]MESSAGE", located when KEY came from the file."""
-    where = cfg.origins.get(key)
-    return ConfigError(f"config: {where}: {message}" if where else f"config: {message}")
-
-
-def relocate(err: ConfigError, cfg: AgentConfig, key: str) -> ConfigError:
-    """Return ERR with the file location of KEY inserted after "config: " (if it has one)."""
-    text = str(err)
-    where = cfg.origins.get(key)
-    if not where or not text.startswith("config: "):
-        return err
-    return ConfigError(f"config: {where}: {text[len('config: '):]}")
-
-
 def _int_value(value: Any) -> int | None:
     """Return VALUE as an int if it is an int (not a bool) or a string of digits, else None."""
     if isinstance(value, bool):
@@ -214,7 +207,7 @@ def _set_text(cfg: AgentConfig, key: str, value: Any, optional: bool) -> None:
     if isinstance(value, int | float) and not isinstance(value, bool):
         value = str(value)  # a numeric user id or device name written without quotes
     if not isinstance(value, str) or not value.strip():
-        raise _fail(cfg, key, f"invalid {key} '{value}': expected a non-empty string")
+        raise cfg.error(key, f"invalid {key} '{value}': expected a non-empty string")
     setattr(cfg, key, value.strip())
 
 
@@ -222,7 +215,7 @@ def _set_int(cfg: AgentConfig, key: str, value: Any, low: int, high: int, hint: 
     """Store an integer setting in LOW..HIGH; raises ConfigError naming key, value and HINT."""
     number = _int_value(value)
     if number is None or not low <= number <= high:
-        raise _fail(cfg, key, f"invalid {key} '{value}': {hint}")
+        raise cfg.error(key, f"invalid {key} '{value}': {hint}")
     setattr(cfg, key, number)
 
 
@@ -230,7 +223,7 @@ def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
     """Check one raw setting and store it in CFG; raises ConfigError for a bad value."""
     if key == "name":
         if not isinstance(value, str) or not NAME_RE.match(value):
-            raise _fail(cfg, key, f"invalid name '{value}': use up to 64 letters, digits, "
+            raise cfg.error(key, f"invalid name '{value}': use up to 64 letters, digits, "
                                   "'_', '@', '.', '-' (it names the pid and stats files)")
         cfg.name = value
     elif key in ("piddir", "sniffer", "bpf"):
@@ -247,9 +240,9 @@ def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
             try:
                 setattr(cfg, key, parse_match(str(value), key))
             except ConfigError as err:
-                raise relocate(err, cfg, key) from None
+                raise cfg.relocate(err, key) from None
         else:
-            raise _fail(cfg, key, f"invalid {key} '{value}': expected a string")
+            raise cfg.error(key, f"invalid {key} '{value}': expected a string")
     elif key == "payload":
         if value is None:
             cfg.payload = None
@@ -258,11 +251,11 @@ def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
     elif key == "port":
         number = _int_value(value)
         if value is not None and (number is None or not 0 < number < 65536):
-            raise _fail(cfg, key, f"invalid port number '{value}'")
+            raise cfg.error(key, f"invalid port number '{value}'")
         cfg.port = number
     elif key == "host":
         if not isinstance(value, str) or not value.strip():
-            raise _fail(cfg, key, f"bad dump host '{value}'")
+            raise cfg.error(key, f"bad dump host '{value}'")
         cfg.host = value.strip()
     elif key == "allowed":
         _apply_allowed(cfg, value)
@@ -270,7 +263,7 @@ def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
         _apply_nameserver(cfg, value)
     elif key == "dns":
         if not isinstance(value, bool):
-            raise _fail(cfg, key, f"invalid dns '{value}': use true or false")
+            raise cfg.error(key, f"invalid dns '{value}': use true or false")
         cfg.dns = value
     elif key == "max_hosts":
         _set_int(cfg, key, value, 1, 2**31 - 1, "must be at least 1")
@@ -278,7 +271,7 @@ def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
         _set_int(cfg, key, value, BUFFER_MIN, BUFFER_MAX,
                  f"must be {BUFFER_MIN}..{BUFFER_MAX} bytes")
     else:
-        raise _fail(cfg, key, f"unknown key '{key}'")
+        raise cfg.error(key, f"unknown key '{key}'")
 
 
 def _apply_allowed(cfg: AgentConfig, value: Any) -> None:
@@ -293,10 +286,10 @@ def _apply_allowed(cfg: AgentConfig, value: Any) -> None:
     elif isinstance(value, list):
         items = value
     else:
-        raise _fail(cfg, "allowed", f"invalid 'allowed' host or IP '{value}': expected a list")
+        raise cfg.error("allowed", f"invalid 'allowed' host or IP '{value}': expected a list")
     for item in items:
         if not isinstance(item, str) or not item.strip():
-            raise _fail(cfg, "allowed", f"invalid 'allowed' host or IP '{item}'")
+            raise cfg.error("allowed", f"invalid 'allowed' host or IP '{item}'")
     cfg.allowed = [item.strip() for item in items] or ["127.0.0.1"]
 
 
@@ -305,12 +298,10 @@ def _apply_nameserver(cfg: AgentConfig, value: Any) -> None:
     if value is None:
         cfg.nameserver = None
         return
-    from ncs.agent.resolver import parse_nameserver
-
     try:
         parse_nameserver(str(value))
     except ValueError:
-        raise _fail(cfg, "nameserver", f"invalid nameserver '{value}': use ADDRESS, "
+        raise cfg.error("nameserver", f"invalid nameserver '{value}': use ADDRESS, "
                                        "ADDRESS:PORT or [IPv6]:PORT") from None
     cfg.nameserver = str(value).strip()
 
@@ -332,7 +323,7 @@ def resolve_config(raw: dict, overrides: dict) -> AgentConfig:
         if path:
             cfg.origins[key] = f"{path}:{lines[key]}" if key in lines else path
         if key not in FILE_KEYS:
-            raise _fail(cfg, key, f"unknown key '{key}'")
+            raise cfg.error(key, f"unknown key '{key}'")
         merged[key] = value
     for key, value in overrides.items():
         if value is None:
@@ -352,172 +343,11 @@ def _check_payload(cfg: AgentConfig) -> None:
     if cfg.match is None and cfg.nomatch is None:
         return
     if cfg.payload is None:
-        raise _fail(cfg, "payload", "invalid payload length: match/nomatch need `payload`, "
+        raise cfg.error("payload", "invalid payload length: match/nomatch need `payload`, "
                                     f"an offset below snaplen ({cfg.snaplen})")
     if not 0 < cfg.payload < cfg.snaplen:
-        raise _fail(cfg, "payload", f"invalid payload length '{cfg.payload}': match/nomatch "
+        raise cfg.error("payload", f"invalid payload length '{cfg.payload}': match/nomatch "
                                     f"need 0 < payload < snaplen ({cfg.snaplen})")
-
-
-@dataclass
-class Environment:
-    """What check_environment found out: the monitored addresses and the capture device."""
-
-    addresses: list[str]
-    device: str | None
-    promiscuous: bool
-
-
-def check_environment(cfg: AgentConfig, *, need_piddir: bool, to_stderr: bool) -> Environment:
-    """Check the settings against this host; returns the addresses and device it found.
-
-    need_piddir: the verb writes a pid file (start, restart).  to_stderr: dumps
-    go to stderr, so the stats directory is not needed.
-    Raises ConfigError for the first problem, in the order the original checked.
-    """
-    addresses = _check_bpf(cfg)
-    device, promiscuous = _check_device(cfg, addresses)
-    if need_piddir:
-        _check_directory(cfg, "piddir", cfg.piddir, "pid")
-    if not to_stderr:
-        _check_stats_target(cfg)
-    if cfg.port is not None:
-        resolve_bind_host(cfg.host, cfg.port, error=_fail(cfg, "host", f"bad dump host '{cfg.host}'"))
-        for entry in cfg.allowed:
-            resolve_addresses(entry, error=_fail(cfg, "allowed",
-                                                 f"invalid 'allowed' host or IP '{entry}'"))
-    if cfg.user is not None:
-        from ncs.agent.privileges import lookup_user
-
-        try:
-            entry = lookup_user(cfg.user)
-        except ConfigError as err:
-            raise relocate(err, cfg, "user") from None
-        # the port is bound after the switch, and only root binds below 1024
-        if cfg.port is not None and cfg.port < 1024 and entry.pw_uid != 0:
-            raise _fail(cfg, "port", f"invalid port number '{cfg.port}': user '{cfg.user}' "
-                                     "cannot bind a port below 1024")
-    return Environment(addresses, device, promiscuous)
-
-
-def _check_bpf(cfg: AgentConfig) -> list[str]:
-    """Return the monitored addresses; raises ConfigError for a missing/bad host or bad syntax."""
-    from ncs.agent.bpfhosts import monitored_addresses
-
-    try:
-        addresses = monitored_addresses(cfg.bpf)
-    except ConfigError as err:
-        raise relocate(err, cfg, "bpf") from None
-    import pcapy
-
-    try:
-        pcapy.compile(pcapy.DLT_EN10MB, cfg.snaplen, cfg.bpf, 1, 0)
-    except pcapy.PcapError as err:
-        raise _fail(cfg, "bpf", f"bad bpf filter string '{cfg.bpf}': {err}") from None
-    return addresses
-
-
-def _check_device(cfg: AgentConfig, addresses: list[str]) -> tuple[str | None, bool]:
-    """Return (device, promiscuous) for live capture, (None, False) when replaying a file.
-
-    Raises ConfigError when the capture file is unreadable, the configured device
-    does not exist, or no interface carries the monitored addresses.
-    """
-    if cfg.read is not None:
-        if cfg.read != "-" and not os.access(cfg.read, os.R_OK):
-            raise _fail(cfg, "read", f"cannot read capture file '{cfg.read}'")
-        return None, False
-    if cfg.device is not None:
-        import netifaces
-
-        # "any" is libpcap's pseudo-device for all interfaces; netifaces does not list it.
-        if cfg.device != "any" and cfg.device not in netifaces.interfaces():
-            raise _fail(cfg, "device", f"no such device '{cfg.device}'")
-        return cfg.device, False
-    from ncs.agent.iface import find_device
-
-    try:
-        return find_device(addresses)
-    except ConfigError as err:
-        raise relocate(err, cfg, "bpf") from None
-
-
-def _check_directory(cfg: AgentConfig, key: str, path: str, what: str) -> None:
-    """Raise ConfigError unless PATH is a directory this process can create files in."""
-    if not (os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)):
-        raise _fail(cfg, key, f"{what} directory '{path}' missing or not writable")
-
-
-def _check_stats_target(cfg: AgentConfig) -> None:
-    """Raise ConfigError unless the stats file (and its directory, for the atomic rename) is writable."""
-    if cfg.stats == "-":
-        return
-    if cfg.stats:
-        directory = os.path.dirname(os.path.abspath(cfg.stats))
-        _check_directory(cfg, "stats", directory, "stats")
-    else:
-        _check_directory(cfg, "sniffer", cfg.sniffer, "sniffer")
-    path = cfg.stats_path
-    if os.path.exists(path) and (os.path.isdir(path) or not os.access(path, os.W_OK)):
-        raise _fail(cfg, "stats" if cfg.stats else "sniffer", f"'{path}' not writable")
-
-
-def resolve_bind_host(host: str, port: int, error: ConfigError) -> tuple[int, tuple]:
-    """Return (family, sockaddr) to bind the dump port on HOST.
-
-    'INADDR_ANY' is every address (IPv6 dual-stack "::" when the host has IPv6,
-    else 0.0.0.0), 'INADDR_LOOPBACK' is 127.0.0.1; anything else is an address
-    or a name (its first address).  Raises ERROR when HOST does not resolve.
-    """
-    if host == "INADDR_ANY":
-        if socket.has_ipv6 and os.path.exists("/proc/net/if_inet6"):
-            return socket.AF_INET6, ("::", port, 0, 0)
-        return socket.AF_INET, ("0.0.0.0", port)
-    if host == "INADDR_LOOPBACK":
-        return socket.AF_INET, ("127.0.0.1", port)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise error from None
-    for family, _type, _proto, _name, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            return family, sockaddr
-    raise error
-
-
-def resolve_addresses(entry: str, error: ConfigError) -> list[str]:
-    """Return the normalised address texts of ENTRY (an address or a name: all A and AAAA).
-
-    Raises ERROR when ENTRY is neither an address nor a resolvable name.
-    """
-    try:
-        return [normalize_address(entry)]
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(entry, None, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError, ValueError):
-        raise error from None
-    found: list[str] = []
-    for family, _type, _proto, _name, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            text = normalize_address(sockaddr[0])
-            if text not in found:
-                found.append(text)
-    if not found:
-        raise error
-    return found
-
-
-def normalize_address(text: str) -> str:
-    """Return the canonical text of an IP address: no zone id, IPv4-mapped IPv6 as IPv4.
-
-    Raises ValueError if TEXT is not an IP address.
-    """
-    address = ipaddress.ip_address(text.split("%", 1)[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return str(address)
 
 
 def config_as_yaml(cfg: AgentConfig, comments: list[str] | None = None) -> str:
@@ -526,6 +356,7 @@ def config_as_yaml(cfg: AgentConfig, comments: list[str] | None = None) -> str:
     Match strings are written in the \\x{hex} form.  COMMENTS become leading
     "# " lines (they do not change what the file means).
     """
+    # PyYAML takes ~10 ms to import; only the `config` verb writes YAML.
     import yaml
 
     data: dict[str, Any] = {}

@@ -14,12 +14,9 @@ import sys
 import time
 import traceback
 
-from ncs.agent.config import (
-    AgentConfig,
-    ConfigError,
-    check_environment,
-    config_as_yaml,
-)
+from ncs.agent.config import AgentConfig, config_as_yaml
+from ncs.agent.environment import Environment, check_environment
+from ncs.agent.errors import ConfigError
 from ncs.agent.pidfile import (
     AlreadyRunning,
     catches_signal,
@@ -67,7 +64,12 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     running or died while starting (its error is printed), and raises
     ConfigError for an invalid configuration before anything is started.
     """
-    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    env = check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    return _start_checked(cfg, env, to_stderr, timeout)
+
+
+def _start_checked(cfg: AgentConfig, env: Environment, to_stderr: bool, timeout: float) -> int:
+    """Start the daemon for CFG, whose environment ENV has been checked; returns the exit status."""
     pid = running_pid(cfg.pid_path)
     if pid is not None:
         say(f"{cfg.name} already running (pid {pid})")
@@ -78,7 +80,7 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     child = os.fork()
     if child == 0:
         os.close(reader)
-        _become_daemon(cfg, to_stderr, writer)  # never returns
+        _become_daemon(cfg, env, to_stderr, writer)  # never returns
     os.close(writer)
     os.waitpid(child, 0)
     with os.fdopen(reader, "r", encoding="utf-8", errors="replace") as pipe:
@@ -89,11 +91,12 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     return _wait_ready(cfg, int(report.split()[1]), timeout, to_stderr)
 
 
-def _become_daemon(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> None:
+def _become_daemon(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> None:
     """In the first child: detach (setsid, second fork) and run the agent; never returns.
 
     The grandchild writes "pid N" (or the reason it could not start) to
-    REPORT_FD, then runs the capture until TERM/INT and removes its pid file.
+    REPORT_FD, then runs the capture on ENV (found before the fork) until
+    TERM/INT and removes its pid file.
     """
     status = EXIT_FAIL
     try:
@@ -102,7 +105,7 @@ def _become_daemon(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> None:
             os._exit(0)  # the first child exits; init adopts the grandchild
         os.chdir("/")  # do not keep a mount point busy
         _redirect_stdio(cfg, to_stderr)
-        status = _daemon_main(cfg, to_stderr, report_fd)
+        status = _daemon_main(cfg, env, to_stderr, report_fd)
     except BaseException:  # the daemon must end here, whatever happened
         try:
             traceback.print_exc()
@@ -124,7 +127,7 @@ def _redirect_stdio(cfg: AgentConfig, to_stderr: bool) -> None:
         os.close(log)
 
 
-def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
+def _daemon_main(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> int:
     """In the daemon: create the pid file, report, run the capture; returns the exit status."""
     with os.fdopen(report_fd, "w", encoding="utf-8") as report:
         try:
@@ -136,20 +139,26 @@ def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
             report.write(f"ncs-agent: cannot create pid file '{cfg.pid_path}': {err.strerror}\n")
             return EXIT_FAIL
         report.write(f"pid {os.getpid()}\n")
-    return run_with_pidfile_held(cfg, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr)
 
 
-def run_with_pidfile_held(cfg: AgentConfig, to_stderr: bool) -> int:
+def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
     """Run the capture (the pid file is ours), remove the pid file at the end; returns the status."""
     try:
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
+        return _run_capture(cfg, env, to_stderr)
     except ConfigError as err:
         say(str(err))
         return EXIT_CONFIG
     finally:
         remove_pidfile(cfg.pid_path)
+
+
+def _run_capture(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
+    """Run the capture in this process on ENV; returns the runner's exit status."""
+    # The runner brings numpy and libpcap (~0.1 s): only the verbs that capture import it.
+    from ncs.agent.runner import run_foreground
+
+    return run_foreground(cfg, env, to_stderr=to_stderr)
 
 
 def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool) -> int:
@@ -240,13 +249,13 @@ def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) ->
     The new configuration is checked first, so a broken config file does not
     stop a running agent.  Raises ConfigError for an invalid configuration.
     """
-    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    env = check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
     if running_pid(cfg.pid_path) is not None:
         stop(cfg, timeout)
         if running_pid(cfg.pid_path) is not None:
             say(f"ncs-agent: {cfg.name} is still running; not restarted")
             return EXIT_FAIL
-    return start(cfg, to_stderr, timeout=max(timeout, 30.0))
+    return _start_checked(cfg, env, to_stderr, timeout=max(timeout, 30.0))
 
 
 def status(cfg: AgentConfig) -> int:
@@ -381,11 +390,9 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
     Returns 1 if another agent of this name is running.  Raises ConfigError.
     """
     dumps_to_stderr = to_stderr or cfg.stats == "-"
-    check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
+    env = check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
     if cfg.read is not None:
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
+        return _run_capture(cfg, env, to_stderr)
     try:
         create_pidfile(cfg.pid_path)
     except AlreadyRunning as err:
@@ -397,7 +404,5 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
         if "piddir" in cfg.origins:
             say(f"ncs-agent: no pid file '{cfg.pid_path}' ({err.strerror}): "
                 "status, stop and dump will not find this agent")
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
-    return run_with_pidfile_held(cfg, to_stderr)
+        return _run_capture(cfg, env, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr)

@@ -124,6 +124,7 @@ def _fetch_everything(inv: Inventory, progress: bool) -> list[FetchResult]:
 
 def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
     """fetch_all with a rich progress bar and one line per finished host on stderr."""
+    # rich takes a while to import; only a run watched on a terminal uses it.
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import (
@@ -197,6 +198,7 @@ def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None
     if not rows:
         return
     if sys.stderr.isatty():
+        # rich only for a terminal (see _fetch_with_progress)
         from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
@@ -234,6 +236,7 @@ def _report(args: argparse.Namespace, output: str, status: int) -> int:
 def _report_main() -> Callable[[list[str]], int] | None:
     """Return ncs-report's main function, or None when report.cli is missing."""
     try:
+        # Here, not at the top: the report (and its renderers) only for --format.
         from ncs.report.cli import main as report_main
     except ImportError:
         return None

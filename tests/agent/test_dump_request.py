@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from ncs.agent.config import AgentConfig, ConfigError
+from ncs.agent.config import AgentConfig
+from ncs.agent.errors import ConfigError
 from ncs.agent.verbs import udp_dump_request
 from tests.support.controlport import EPOCH
 
