@@ -1,11 +1,12 @@
-"""The agent's configuration: one set of names for the YAML file and the command line.
+"""The agent's configuration: one table of keys for the YAML file and the command line.
 
 Two steps, each raising ConfigError with a one-line message naming the key
 and the value (and the file and line when the value came from the file):
 
-- `load_config(path)` reads the YAML file into a dict (`ConfigSource`);
-- `resolve_config(raw, overrides)` checks names, types and ranges and returns
-  the effective `AgentConfig` (command-line overrides win over file values).
+- `load_config(path)` reads the YAML file (a Section: a dict with every key's line);
+- `resolve_config(raw, overrides)` checks names, types and ranges against
+  `KEYS` and returns the effective `AgentConfig` (command-line overrides win
+  over file values).
 
 What depends on this host (names, devices, directories, the user) is checked
 by `ncs.agent.environment.check_environment`.
@@ -14,11 +15,26 @@ by `ncs.agent.environment.check_environment`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, fields
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from ncs.agent.errors import ConfigError, config_error
 from ncs.agent.nameserver import parse_nameserver
+from ncs.settings import (
+    NULL,
+    Boolean,
+    Integer,
+    Invalid,
+    Key,
+    SettingsError,
+    Table,
+    Text,
+    TextList,
+    Unreadable,
+    load_settings,
+    where,
+)
 
 # Limits that the checks enforce.  The snap length must cover the largest
 # headers the decoder reads: Linux cooked v2 (20) or Ethernet with two VLAN
@@ -29,12 +45,133 @@ BUFFER_MIN = 64 * 1024
 BUFFER_MAX = 2**31 - 1
 # A name becomes part of file names (<name>.pid, <name>.stats) and of systemd
 # instance names, so it is limited to characters that are safe in both.
-NAME_RE = re.compile(r"^[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9_@][A-Za-z0-9_.@-]{0,63}")
+
+
+def parse_match(text: str, key: str = "match") -> bytes:
+    """Return the bytes of a match string, with the original's \\x{hex} escapes decoded.
+
+    Raises ValueError ("invalid escape in KEY '...'") for a malformed escape or
+    a character outside Latin-1.
+    """
+    out = bytearray()
+    i = 0
+    while i < len(text):
+        if text.startswith("\\x{", i):
+            end = text.find("}", i)
+            digits = text[i + 3:end] if end > 0 else ""
+            try:
+                value = int(digits, 16)
+            except ValueError:
+                raise ValueError(f"invalid escape in {key} '{text}'") from None
+            if not 0 <= value <= 0xFF:
+                raise ValueError(f"escape out of range in {key} '{text}'")
+            out.append(value)
+            i = end + 1
+            continue
+        code = ord(text[i])
+        if code > 0xFF:
+            raise ValueError(f"non-Latin-1 character in {key} '{text}'")
+        out.append(code)
+        i += 1
+    return bytes(out)
+
+
+def format_match(data: bytes) -> str:
+    """Return DATA as a match string: printable ASCII as is, every other byte as \\x{hex}.
+
+    The backslash is escaped too, so parse_match(format_match(b)) == b for any bytes.
+    """
+    parts = []
+    for byte in data:
+        if 0x20 <= byte < 0x7F and byte != 0x5C:
+            parts.append(chr(byte))
+        else:
+            parts.append(f"\\x{{{byte:x}}}")
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class MatchString:
+    """A match/nomatch value: text (a number counts as its text) with \\x{hex} escapes, as bytes."""
+
+    key: str
+
+    def __call__(self, value: Any) -> bytes:
+        """Return the bytes; raises Invalid (a malformed escape is a whole message)."""
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise Invalid("expected a string")
+        try:
+            return parse_match(str(value), self.key)
+        except ValueError as err:
+            raise Invalid(str(err), whole=True) from None
+
+
+NAMESERVER_HINT = "use ADDRESS, ADDRESS:PORT or [IPv6]:PORT"
+
+
+def nameserver_text(value: Any) -> str:
+    """Return a `nameserver` value (ADDRESS, ADDRESS:PORT, [IPv6]:PORT) as stripped text; raises Invalid."""
+    try:
+        parse_nameserver(str(value))
+    except ValueError:
+        raise Invalid(NAMESERVER_HINT) from None
+    return str(value).strip()
+
+
+def _describe(key: Key, value: Any, hint: str) -> str:
+    """Return the agent's wording: "invalid KEY 'VALUE': HINT" (or the key's own label)."""
+    label = (key.label or "invalid {key} '{value}'").format(key=key.name, value=value)
+    return f"{label}: {hint}" if hint else label
+
+
+TEXT = Text(hint="expected a non-empty string")
+
+#: Every setting, in the order `config` prints them; `read` and `stats` only
+#: come from the command line.
+KEYS = Table([
+    Key("name", Text(hint="use up to 64 letters, digits, '_', '@', '.', '-' (it names the pid "
+                          "and stats files)", pattern=NAME_RE),
+        "ncs-agent", "instance name (pid, stats and log file names)"),
+    Key("piddir", TEXT, "/run/ncs", "directory of the pid file <name>.pid"),
+    Key("sniffer", TEXT, "/var/lib/ncs", "directory of the stats file <name>.stats"),
+    Key("bpf", TEXT, "", "BPF expression naming the monitored host(s)"),
+    Key("device", TEXT, None, "capture device (default: the one carrying the host)", NULL),
+    Key("snaplen", Integer(SNAPLEN_MIN, SNAPLEN_MAX, f"must be {SNAPLEN_MIN}..{SNAPLEN_MAX} bytes"),
+        96, "bytes captured per packet"),
+    Key("match", MatchString("match"), None, "keep only packets whose payload contains this",
+        (None, "")),
+    Key("nomatch", MatchString("nomatch"), None, "drop packets whose payload contains this",
+        (None, "")),
+    Key("payload", Integer(0, SNAPLEN_MAX, "expected a byte offset"), None,
+        "payload offset for match/nomatch", NULL),
+    Key("port", Integer(1, 65535, ""), None, "UDP dump port", NULL,
+        label="invalid port number '{value}'"),
+    Key("host", Text(hint=""), "127.0.0.1", "address of the UDP dump port",
+        label="bad dump host '{value}'"),
+    Key("allowed", TextList(), ["127.0.0.1"],
+        "address or name allowed to use the dump port (repeat for more)", (None, []),
+        label="invalid 'allowed' host or IP '{value}'"),
+    Key("nameserver", nameserver_text, None, "reverse-DNS server, ADDRESS or ADDRESS:PORT", NULL),
+    Key("dns", Boolean("use true or false"), True, "reverse-DNS lookups"),
+    Key("max_hosts", Integer(1, 2**31 - 1, "must be at least 1"), 1_000_000,
+        "most remote addresses kept"),
+    Key("user", TEXT, None, "user to switch to once the capture is open", NULL),
+    Key("buffer_size", Integer(BUFFER_MIN, BUFFER_MAX, f"must be {BUFFER_MIN}..{BUFFER_MAX} bytes"),
+        32 * 1024 * 1024, "kernel capture buffer, bytes"),
+    Key("read", TEXT, None, "replay a pcap/pcapng file instead of capturing", NULL),
+    Key("stats", TEXT, None, "stats file instead of <sniffer>/<name>.stats ('-': stdout)", NULL),
+], _describe)
+
+#: Keys that only the command line sets.
+COMMAND_LINE_KEYS = ("read", "stats")
+#: Keys a config file may hold, in the order `config` prints them.
+FILE_KEYS = tuple(key.name for key in KEYS if key.name not in COMMAND_LINE_KEYS)
 
 
 @dataclass
 class AgentConfig:
-    """Effective agent settings; keys match the YAML config file.
+    """Effective agent settings; keys match the YAML config file, defaults come from KEYS.
 
     `read` and `stats` exist only on the command line: `read` replays a capture
     file instead of capturing live, `stats` overrides `<sniffer>/<name>.stats`
@@ -43,26 +180,26 @@ class AgentConfig:
     from the command line; it is not a setting.
     """
 
-    name: str = "ncs-agent"
-    piddir: str = "/run/ncs"
-    sniffer: str = "/var/lib/ncs"
-    bpf: str = ""
-    snaplen: int = 96
-    match: bytes | None = None
-    nomatch: bytes | None = None
-    payload: int | None = None
-    port: int | None = None
-    host: str = "127.0.0.1"
-    allowed: list[str] = field(default_factory=lambda: ["127.0.0.1"])
-    device: str | None = None
-    nameserver: str | None = None
-    dns: bool = True
-    max_hosts: int = 1_000_000
-    user: str | None = None
-    buffer_size: int = 32 * 1024 * 1024
+    name: str = KEYS.default("name")
+    piddir: str = KEYS.default("piddir")
+    sniffer: str = KEYS.default("sniffer")
+    bpf: str = KEYS.default("bpf")
+    snaplen: int = KEYS.default("snaplen")
+    match: bytes | None = KEYS.default("match")
+    nomatch: bytes | None = KEYS.default("nomatch")
+    payload: int | None = KEYS.default("payload")
+    port: int | None = KEYS.default("port")
+    host: str = KEYS.default("host")
+    allowed: list[str] = field(default_factory=lambda: KEYS.default("allowed"))
+    device: str | None = KEYS.default("device")
+    nameserver: str | None = KEYS.default("nameserver")
+    dns: bool = KEYS.default("dns")
+    max_hosts: int = KEYS.default("max_hosts")
+    user: str | None = KEYS.default("user")
+    buffer_size: int = KEYS.default("buffer_size")
     # command line only
-    read: str | None = None
-    stats: str | None = None
+    read: str | None = KEYS.default("read")
+    stats: str | None = KEYS.default("stats")
     origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -89,251 +226,48 @@ class AgentConfig:
         return self.error(key, text[len("config: "):])
 
 
-#: Keys a config file may hold, in the order `config` prints them.
-FILE_KEYS = ("name", "piddir", "sniffer", "bpf", "device", "snaplen", "match", "nomatch",
-             "payload", "port", "host", "allowed", "nameserver", "dns", "max_hosts", "user",
-             "buffer_size")
-#: Keys that only the command line sets.
-COMMAND_LINE_KEYS = ("read", "stats")
-
-
-class ConfigSource(dict):
-    """The raw mapping read from a config file, with where each key was written.
-
-    `path` is the file name, `lines` maps a key to its 1-based line number.
-    """
-
-    def __init__(self, data: dict, path: str = "", lines: dict[str, int] | None = None) -> None:
-        super().__init__(data)
-        self.path = path
-        self.lines = lines or {}
-
-
-def parse_match(text: str, key: str = "match") -> bytes:
-    """Return the bytes of a match string, with the original's \\x{hex} escapes decoded.
-
-    Raises ConfigError for a malformed escape or a character outside Latin-1.
-    """
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        if text.startswith("\\x{", i):
-            end = text.find("}", i)
-            digits = text[i + 3:end] if end > 0 else ""
-            try:
-                value = int(digits, 16)
-            except ValueError:
-                raise ConfigError(f"config: invalid escape in {key} '{text}'") from None
-            if not 0 <= value <= 0xFF:
-                raise ConfigError(f"config: escape out of range in {key} '{text}'")
-            out.append(value)
-            i = end + 1
-            continue
-        code = ord(text[i])
-        if code > 0xFF:
-            raise ConfigError(f"config: non-Latin-1 character in {key} '{text}'")
-        out.append(code)
-        i += 1
-    return bytes(out)
-
-
-def format_match(data: bytes) -> str:
-    """Return DATA as a match string: printable ASCII as is, every other byte as \\x{hex}.
-
-    The backslash is escaped too, so parse_match(format_match(b)) == b for any bytes.
-    """
-    parts = []
-    for byte in data:
-        if 0x20 <= byte < 0x7F and byte != 0x5C:
-            parts.append(chr(byte))
-        else:
-            parts.append(f"\\x{{{byte:x}}}")
-    return "".join(parts)
-
-
-def load_config(path: str) -> ConfigSource:
+def load_config(path: str) -> Mapping:
     """Read the YAML config file PATH; returns its mapping with the line of every key.
 
     An empty file is an empty mapping.  Raises ConfigError naming the file (and
     line) when it cannot be read, is not YAML, is not a mapping or repeats a key.
     """
-    # PyYAML takes ~10 ms to import; the verbs run without a config file skip it.
-    import yaml
-
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
-        raise ConfigError(f"config: cannot read '{path}': {reason}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else path
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"config: {where}: invalid YAML: {problem}") from None
-    if data is None:
-        return ConfigSource({}, path)
-    if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise ConfigError(f"config: {path}: expected a mapping of keys to values")
-    lines: dict[str, int] = {}
-    for key_node, _value_node in node.value:
-        key = str(key_node.value)
-        if key in lines:
-            raise ConfigError(
-                f"config: {path}:{key_node.start_mark.line + 1}: key '{key}' given twice")
-        lines[key] = key_node.start_mark.line + 1
-    return ConfigSource(data, path, lines)
+        return load_settings(path)
+    except Unreadable as err:
+        raise config_error(f"cannot read '{err.path}': {err.reason}") from None
+    except SettingsError as err:
+        raise config_error(err.message, err.where) from None
 
 
-def _int_value(value: Any) -> int | None:
-    """Return VALUE as an int if it is an int (not a bool) or a string of digits, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
-
-
-def _set_text(cfg: AgentConfig, key: str, value: Any, optional: bool) -> None:
-    """Store a non-empty string setting; None clears an optional one."""
-    if value is None and optional:
-        setattr(cfg, key, None)
-        return
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = str(value)  # a numeric user id or device name written without quotes
-    if not isinstance(value, str) or not value.strip():
-        raise cfg.error(key, f"invalid {key} '{value}': expected a non-empty string")
-    setattr(cfg, key, value.strip())
-
-
-def _set_int(cfg: AgentConfig, key: str, value: Any, low: int, high: int, hint: str) -> None:
-    """Store an integer setting in LOW..HIGH; raises ConfigError naming key, value and HINT."""
-    number = _int_value(value)
-    if number is None or not low <= number <= high:
-        raise cfg.error(key, f"invalid {key} '{value}': {hint}")
-    setattr(cfg, key, number)
-
-
-def _apply(cfg: AgentConfig, key: str, value: Any) -> None:
-    """Check one raw setting and store it in CFG; raises ConfigError for a bad value."""
-    if key == "name":
-        if not isinstance(value, str) or not NAME_RE.match(value):
-            raise cfg.error(key, f"invalid name '{value}': use up to 64 letters, digits, "
-                                  "'_', '@', '.', '-' (it names the pid and stats files)")
-        cfg.name = value
-    elif key in ("piddir", "sniffer", "bpf"):
-        _set_text(cfg, key, value, optional=False)
-    elif key in ("device", "user", "read", "stats"):
-        _set_text(cfg, key, value, optional=True)
-    elif key == "snaplen":
-        _set_int(cfg, key, value, SNAPLEN_MIN, SNAPLEN_MAX,
-                 f"must be {SNAPLEN_MIN}..{SNAPLEN_MAX} bytes")
-    elif key in ("match", "nomatch"):
-        if value is None or value == "":
-            setattr(cfg, key, None)
-        elif isinstance(value, str | int | float) and not isinstance(value, bool):
-            try:
-                setattr(cfg, key, parse_match(str(value), key))
-            except ConfigError as err:
-                raise cfg.relocate(err, key) from None
-        else:
-            raise cfg.error(key, f"invalid {key} '{value}': expected a string")
-    elif key == "payload":
-        if value is None:
-            cfg.payload = None
-        else:
-            _set_int(cfg, key, value, 0, SNAPLEN_MAX, "expected a byte offset")
-    elif key == "port":
-        number = _int_value(value)
-        if value is not None and (number is None or not 0 < number < 65536):
-            raise cfg.error(key, f"invalid port number '{value}'")
-        cfg.port = number
-    elif key == "host":
-        if not isinstance(value, str) or not value.strip():
-            raise cfg.error(key, f"bad dump host '{value}'")
-        cfg.host = value.strip()
-    elif key == "allowed":
-        _apply_allowed(cfg, value)
-    elif key == "nameserver":
-        _apply_nameserver(cfg, value)
-    elif key == "dns":
-        if not isinstance(value, bool):
-            raise cfg.error(key, f"invalid dns '{value}': use true or false")
-        cfg.dns = value
-    elif key == "max_hosts":
-        _set_int(cfg, key, value, 1, 2**31 - 1, "must be at least 1")
-    elif key == "buffer_size":
-        _set_int(cfg, key, value, BUFFER_MIN, BUFFER_MAX,
-                 f"must be {BUFFER_MIN}..{BUFFER_MAX} bytes")
-    else:
-        raise cfg.error(key, f"unknown key '{key}'")
-
-
-def _apply_allowed(cfg: AgentConfig, value: Any) -> None:
-    """Store `allowed`: a list of names/addresses (a single string is a list of one).
-
-    An empty list means the default, 127.0.0.1, as in the original.
-    """
-    if value is None:
-        items: list[Any] = []
-    elif isinstance(value, str):
-        items = [value]
-    elif isinstance(value, list):
-        items = value
-    else:
-        raise cfg.error("allowed", f"invalid 'allowed' host or IP '{value}': expected a list")
-    for item in items:
-        if not isinstance(item, str) or not item.strip():
-            raise cfg.error("allowed", f"invalid 'allowed' host or IP '{item}'")
-    cfg.allowed = [item.strip() for item in items] or ["127.0.0.1"]
-
-
-def _apply_nameserver(cfg: AgentConfig, value: Any) -> None:
-    """Store `nameserver` (ADDRESS, ADDRESS:PORT or [IPv6]:PORT); None means resolv.conf."""
-    if value is None:
-        cfg.nameserver = None
-        return
-    try:
-        parse_nameserver(str(value))
-    except ValueError:
-        raise cfg.error("nameserver", f"invalid nameserver '{value}': use ADDRESS, "
-                                       "ADDRESS:PORT or [IPv6]:PORT") from None
-    cfg.nameserver = str(value).strip()
-
-
-def resolve_config(raw: dict, overrides: dict) -> AgentConfig:
+def resolve_config(raw: Mapping, overrides: dict) -> AgentConfig:
     """Return the effective config: defaults, then RAW (the file), then OVERRIDES (command line).
 
-    Overrides use the same key names; a None override means "not given".  RAW may
-    be a ConfigSource, whose line numbers then locate error messages.
+    Overrides use the same key names; a None override means "not given".  RAW
+    may be what load_config returned, whose line numbers then place error messages.
     Raises ConfigError for an unknown key, a wrong type or a value out of range,
     and for payload/match combinations the capture cannot honour.
     """
     cfg = AgentConfig()
-    path = getattr(raw, "path", "")
-    lines = getattr(raw, "lines", {})
     merged: dict[str, Any] = {}
     for key, value in raw.items():
-        key = str(key)
-        if path:
-            cfg.origins[key] = f"{path}:{lines[key]}" if key in lines else path
-        if key not in FILE_KEYS:
-            raise cfg.error(key, f"unknown key '{key}'")
-        merged[key] = value
-    for key, value in overrides.items():
+        name = str(key)
+        cfg.origins[name] = where(raw, key)
+        if name not in FILE_KEYS:
+            raise cfg.error(name, f"unknown key '{name}'")
+        merged[name] = value
+    for name, value in overrides.items():
         if value is None:
             continue
-        if key not in FILE_KEYS and key not in COMMAND_LINE_KEYS:
-            raise ConfigError(f"config: unknown key '{key}'")
-        cfg.origins[key] = ""  # set explicitly, but no file line to point at
-        merged[key] = value
-    for key, value in merged.items():
-        _apply(cfg, key, value)
+        if name not in KEYS:
+            raise config_error(f"unknown key '{name}'")
+        cfg.origins[name] = ""  # set explicitly, but no file line to point at
+        merged[name] = value
+    for name, value in merged.items():
+        try:
+            setattr(cfg, name, KEYS.convert(name, value))
+        except SettingsError as err:
+            raise cfg.error(name, err.message) from None
     _check_payload(cfg)
     return cfg
 
@@ -344,10 +278,10 @@ def _check_payload(cfg: AgentConfig) -> None:
         return
     if cfg.payload is None:
         raise cfg.error("payload", "invalid payload length: match/nomatch need `payload`, "
-                                    f"an offset below snaplen ({cfg.snaplen})")
+                                   f"an offset below snaplen ({cfg.snaplen})")
     if not 0 < cfg.payload < cfg.snaplen:
         raise cfg.error("payload", f"invalid payload length '{cfg.payload}': match/nomatch "
-                                    f"need 0 < payload < snaplen ({cfg.snaplen})")
+                                   f"need 0 < payload < snaplen ({cfg.snaplen})")
 
 
 def config_as_yaml(cfg: AgentConfig, comments: list[str] | None = None) -> str:
@@ -360,14 +294,9 @@ def config_as_yaml(cfg: AgentConfig, comments: list[str] | None = None) -> str:
     import yaml
 
     data: dict[str, Any] = {}
-    for f in fields(cfg):
-        if f.name not in FILE_KEYS:
-            continue
-        value = getattr(cfg, f.name)
-        if isinstance(value, bytes):
-            value = format_match(value)
-        data[f.name] = value
-    ordered = {key: data[key] for key in FILE_KEYS}
-    text = yaml.safe_dump(ordered, sort_keys=False, default_flow_style=False, allow_unicode=False)
+    for name in FILE_KEYS:
+        value = getattr(cfg, name)
+        data[name] = format_match(value) if isinstance(value, bytes) else value
+    text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=False)
     header = "".join(f"# {line}\n" for line in comments or [])
     return header + text

@@ -1,0 +1,188 @@
+"""The shared settings loader (lines of every key, at any depth) and key tables, on real files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ncs.settings import (
+    NULL,
+    Boolean,
+    Choice,
+    FilePath,
+    HostPort,
+    Integer,
+    Invalid,
+    Key,
+    Nested,
+    Number,
+    Section,
+    SettingsError,
+    Table,
+    Text,
+    TextList,
+    Unreadable,
+    load_settings,
+    where,
+)
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "settings.yaml"
+    path.write_text(textwrap.dedent(text))
+    return str(path)
+
+
+def describe(key: Key, value: Any, hint: str) -> str:
+    return f"key '{key.name}': {hint}, not {value!r}"
+
+
+TABLE = Table([
+    Key("port", Integer(1, 65535), None, "a port", NULL),
+    Key("jobs", Integer(1), 8, "how many at once", NULL),
+    Key("wait", Number(0), 1.5, "seconds", NULL),
+    Key("name", Text(), "x", "a name"),
+    Key("on", Boolean(), True, "on or off"),
+    Key("mode", Choice(("a", "b")), "a", "a mode"),
+    Key("list", TextList(), ["127.0.0.1"], "addresses", (None, [])),
+    Key("file", FilePath(off=True), "~/f", "a file"),
+    Key("peer", HostPort(default_port=53), None, "a server", NULL),
+    Key("sub", Nested(), {}, "a section", NULL),
+], describe)
+
+
+def test_every_key_knows_its_line_at_every_depth(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        # a comment
+        top: 1
+        hosts:
+          web1:
+            port: 22
+
+            user: ncs
+          web2: {port: 2222}
+        list: [a, b]
+    """)
+    data = load_settings(path)
+    assert isinstance(data, Section) and data == {
+        "top": 1, "hosts": {"web1": {"port": 22, "user": "ncs"}, "web2": {"port": 2222}},
+        "list": ["a", "b"]}
+    assert data.lines == {"top": 2, "hosts": 3, "list": 9}
+    hosts = data["hosts"]
+    assert (hosts.lines, hosts.line, hosts.path) == ({"web1": 4, "web2": 8}, 4, path)
+    assert hosts["web1"].lines == {"port": 5, "user": 7}
+    assert where(hosts["web1"], "user") == f"{path}:7"
+    assert where(hosts["web2"], "port") == f"{path}:8"
+    assert where(hosts["web1"]) == f"{path}:5"  # the mapping itself
+    assert where({"a": 1}, "a", "inv.yaml") == "inv.yaml" and where({"a": 1}, "a") == ""
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("a: 1\nb: 2\na: 3\n", "{path}:3: key 'a' given twice"),
+    ("hosts:\n  web1:\n    port: 1\n    port: 2\n", "{path}:4: key 'port' given twice"),
+    ("a: [1\n", "{path}:2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("- a\n- b\n", "{path}: expected a mapping of keys to values"),
+    ("? [a]\n: 1\n", "{path}:1: key ['a'] is not a name"),
+])
+def test_bad_files_are_one_line_with_the_place(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SettingsError) as err:
+        load_settings(path)
+    assert str(err.value) == message.format(path=path)
+
+
+def test_empty_and_unreadable_files(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, "")) == {}
+    missing = str(tmp_path / "absent.yaml")
+    with pytest.raises(Unreadable) as err:
+        load_settings(missing)
+    assert (err.value.path, err.value.reason) == (missing, "No such file or directory")
+    assert str(err.value) == f"{missing}: cannot read: No such file or directory"
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"a: \xff\n")
+    with pytest.raises(Unreadable):
+        load_settings(str(binary))
+
+
+def test_merge_keys_still_work(tmp_path: Path) -> None:
+    data = load_settings(write(tmp_path, "base: &b {port: 1}\nhost:\n  <<: *b\n  user: u\n"))
+    assert data["host"] == {"port": 1, "user": "u"}
+
+
+@pytest.mark.parametrize(("name", "value", "expected"), [
+    ("port", 22, 22), ("port", " 22 ", 22), ("port", None, None),
+    ("jobs", None, 8), ("jobs", 100000, 100000),
+    ("wait", 0, 0.0), ("wait", 2, 2.0), ("wait", None, 1.5),
+    ("name", " web ", "web"), ("name", 5, "5"), ("name", 1.5, "1.5"),
+    ("on", False, False),
+    ("mode", "b", "b"),
+    ("list", "a", ["a"]), ("list", [" a ", "b"], ["a", "b"]), ("list", [], ["127.0.0.1"]),
+    ("list", None, ["127.0.0.1"]),
+    ("file", "~/x", os.path.expanduser("~/x")), ("file", False, None), ("file", None, None),
+    ("peer", "192.0.2.53", ("192.0.2.53", 53)), ("peer", "[2001:db8::1]:5300", ("2001:db8::1", 5300)),
+    ("sub", None, {}),
+])
+def test_values_are_checked_and_converted(name: str, value: Any, expected: Any) -> None:
+    assert TABLE.convert(name, value) == expected
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("port", 0, "key 'port': must be an integer 1-65535, not 0"),
+    ("port", True, "key 'port': must be an integer 1-65535, not True"),
+    ("port", "x", "key 'port': must be an integer 1-65535, not 'x'"),
+    ("jobs", 0, "key 'jobs': must be an integer >= 1, not 0"),
+    ("wait", -1, "key 'wait': must be a number >= 0, not -1"),
+    ("wait", "1", "key 'wait': must be a number >= 0, not '1'"),
+    ("name", "", "key 'name': must be a non-empty string, not ''"),
+    ("name", None, "key 'name': must be a non-empty string, not None"),
+    ("on", "yes please", "key 'on': must be true or false, not 'yes please'"),
+    ("mode", "c", "key 'mode': must be one of a, b, not 'c'"),
+    ("list", {"a": 1}, "key 'list': expected a list, not {'a': 1}"),
+    ("list", ["a", ""], "key 'list': , not ''"),  # the bad item, not the whole list
+    ("file", True, "key 'file': must be a non-empty string, not True"),
+    ("peer", "ns.example:x", "key 'peer': 'ns.example:x': port 'x' is not a number from 1 to 65535,"
+                             " not 'ns.example:x'"),
+    ("sub", [1], "key 'sub': must be a mapping, not [1]"),
+])
+def test_refusals_use_the_tables_wording(name: str, value: Any, message: str) -> None:
+    with pytest.raises(SettingsError) as err:
+        TABLE.convert(name, value)
+    assert str(err.value) == message and err.value.where == ""
+
+
+def test_whole_messages_and_labels() -> None:
+    def refuse(_value: Any) -> Any:
+        raise Invalid("escape out of range in m 'x'", whole=True)
+
+    table = Table([Key("m", refuse), Key("p", Integer(1, 9, ""), label="bad p {value}")],
+                  lambda key, value, hint: (key.label or "{key}={value}").format(
+                      key=key.name, value=value) + (f": {hint}" if hint else ""))
+    with pytest.raises(SettingsError, match=r"^escape out of range in m 'x'$"):
+        table.convert("m", "x")
+    with pytest.raises(SettingsError, match=r"^bad p 10$"):
+        table.convert("p", 10)
+
+
+def test_read_places_errors_at_the_key_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "hosts:\n  web1:\n    jobs: 2\n    port: 70000\n  web2:\n    colour: blue\n")
+    hosts = load_settings(path)["hosts"]
+    with pytest.raises(SettingsError) as err:
+        TABLE.read(hosts["web1"], "host web1")
+    assert str(err.value) == f"{path}:4: host web1: key 'port': must be an integer 1-65535, not 70000"
+    assert err.value.message.startswith("host web1: ") and err.value.where == f"{path}:4"
+    with pytest.raises(SettingsError) as err:
+        TABLE.read(hosts["web2"], "host web2")
+    assert str(err.value) == f"{path}:6: host web2: unknown key 'colour'"
+    assert TABLE.read({"jobs": "3", "on": False}) == {"jobs": 3, "on": False}  # only what is set
+
+
+def test_defaults_are_fresh_copies() -> None:
+    first = TABLE.default("list")
+    first.append("::1")
+    assert TABLE.default("list") == ["127.0.0.1"]
+    assert [key.name for key in TABLE][:3] == ["port", "jobs", "wait"]
+    assert "port" in TABLE and "colour" not in TABLE and TABLE["jobs"].help == "how many at once"
