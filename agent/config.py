@@ -23,7 +23,6 @@ from ncs.agent.errors import ConfigError, config_error
 from ncs.agent.nameserver import parse_nameserver
 from ncs.settings import (
     NULL,
-    Boolean,
     Integer,
     Invalid,
     Key,
@@ -31,6 +30,7 @@ from ncs.settings import (
     Table,
     Text,
     TextList,
+    Typed,
     Unreadable,
     load_settings,
     where,
@@ -153,7 +153,7 @@ KEYS = Table([
         "address or name allowed to use the dump port (repeat for more)", (None, []),
         label="invalid 'allowed' host or IP '{value}'"),
     Key("nameserver", nameserver_text, None, "reverse-DNS server, ADDRESS or ADDRESS:PORT", NULL),
-    Key("dns", Boolean("use true or false"), True, "reverse-DNS lookups"),
+    Key("dns", Typed(bool, "use true or false"), True, "reverse-DNS lookups"),
     Key("max_hosts", Integer(1, 2**31 - 1, "must be at least 1"), 1_000_000,
         "most remote addresses kept"),
     Key("user", TEXT, None, "user to switch to once the capture is open", NULL),
@@ -170,6 +170,7 @@ FILE_KEYS = tuple(key.name for key in KEYS if key.name not in COMMAND_LINE_KEYS)
 
 
 @dataclass
+@KEYS.defaults_for
 class AgentConfig:
     """Effective agent settings; keys match the YAML config file, defaults come from KEYS.
 
@@ -180,26 +181,26 @@ class AgentConfig:
     from the command line; it is not a setting.
     """
 
-    name: str = KEYS.default("name")
-    piddir: str = KEYS.default("piddir")
-    sniffer: str = KEYS.default("sniffer")
-    bpf: str = KEYS.default("bpf")
-    snaplen: int = KEYS.default("snaplen")
-    match: bytes | None = KEYS.default("match")
-    nomatch: bytes | None = KEYS.default("nomatch")
-    payload: int | None = KEYS.default("payload")
-    port: int | None = KEYS.default("port")
-    host: str = KEYS.default("host")
-    allowed: list[str] = field(default_factory=lambda: KEYS.default("allowed"))
-    device: str | None = KEYS.default("device")
-    nameserver: str | None = KEYS.default("nameserver")
-    dns: bool = KEYS.default("dns")
-    max_hosts: int = KEYS.default("max_hosts")
-    user: str | None = KEYS.default("user")
-    buffer_size: int = KEYS.default("buffer_size")
+    name: str
+    piddir: str
+    sniffer: str
+    bpf: str
+    snaplen: int
+    match: bytes | None
+    nomatch: bytes | None
+    payload: int | None
+    port: int | None
+    host: str
+    allowed: list[str]
+    device: str | None
+    nameserver: str | None
+    dns: bool
+    max_hosts: int
+    user: str | None
+    buffer_size: int
     # command line only
-    read: str | None = KEYS.default("read")
-    stats: str | None = KEYS.default("stats")
+    read: str | None
+    stats: str | None
     origins: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @property

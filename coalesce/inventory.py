@@ -8,17 +8,16 @@ from typing import Any
 
 from ncs.settings import (
     NULL,
-    Boolean,
     Choice,
     FilePath,
     HostPort,
     Integer,
     Key,
-    Nested,
     Number,
     SettingsError,
     Table,
     Text,
+    Typed,
     load_settings,
     where,
 )
@@ -46,7 +45,7 @@ CONNECTION = Table([
     Key("known_hosts", FilePath(), None, "file the host keys are checked against", NULL),
     Key("host_key_check", Choice(HOST_KEY_POLICIES), "strict",
         "strict: refuse unknown keys; accept-new: remember them; off: accept any"),
-    Key("ssh_agent", Boolean(), True, "also offer the keys held by ssh-agent"),
+    Key("ssh_agent", Typed(bool, "must be true or false"), True, "also offer the keys held by ssh-agent"),
     Key("ssh_config", FilePath(off=True), "~/.ssh/config", "ssh client config (false: none)"),
     Key("connect_timeout", Number(0.001), 10.0, "seconds for connect, handshake and login", NULL),
     Key("timeout", Number(0.001), 60.0, "seconds for the whole host", NULL),
@@ -58,10 +57,10 @@ CONNECTION = Table([
 
 #: The top level of the inventory.
 TOP = Table([
-    Key("defaults", Nested(), {}, "connection keys every host starts from", NULL),
-    Key("hosts", Nested("must be a mapping of host name to settings"), {},
+    Key("defaults", Typed(dict, "must be a mapping"), {}, "connection keys every host starts from", NULL),
+    Key("hosts", Typed(dict, "must be a mapping of host name to settings"), {},
         "host name -> connection keys that differ from the defaults", NULL),
-    Key("local", Nested("must be a mapping with 'stats'"), None,
+    Key("local", Typed(dict, "must be a mapping with 'stats'"), None,
         "the agent on this box, read from its stats file", NULL),
     Key("cache", FilePath(), None, "the composite stats file (--output wins)", NULL),
     Key("refresh", Number(0), 0.0, "seconds a composite is served without fetching (0: never)",
@@ -84,8 +83,9 @@ LOCAL = Table([
 
 
 @dataclass(frozen=True)
+@CONNECTION.defaults_for
 class HostSpec:
-    """Everything needed to fetch one host's stats (defaults already applied).
+    """Everything needed to fetch one host's stats (defaults already applied, from CONNECTION).
 
     `fetch` set means a legacy host: run `exec` (if any), then read `fetch`
     over SFTP.  Otherwise `command` prints the stats file on stdout.  port,
@@ -94,20 +94,20 @@ class HostSpec:
     """
 
     name: str
-    address: str
-    port: int | None = CONNECTION.default("port")
-    user: str | None = CONNECTION.default("user")
-    identity: str | None = CONNECTION.default("identity")
-    known_hosts: str | None = CONNECTION.default("known_hosts")
-    host_key_check: str = CONNECTION.default("host_key_check")
-    ssh_agent: bool = CONNECTION.default("ssh_agent")
-    ssh_config: str | None = CONNECTION.default("ssh_config")
-    connect_timeout: float = CONNECTION.default("connect_timeout")
-    timeout: float = CONNECTION.default("timeout")
-    command: str = CONNECTION.default("command")
-    exec: str | None = CONNECTION.default("exec")
-    fetch: str | None = CONNECTION.default("fetch")
-    max_size: int = CONNECTION.default("max_size")
+    address: str = field()  # required: the inventory fills in the name when it is not set
+    port: int | None
+    user: str | None
+    identity: str | None
+    known_hosts: str | None
+    host_key_check: str
+    ssh_agent: bool
+    ssh_config: str | None
+    connect_timeout: float
+    timeout: float
+    command: str
+    exec: str | None
+    fetch: str | None
+    max_size: int
 
     @property
     def legacy(self) -> bool:
@@ -126,18 +126,19 @@ class LocalAgent:
 
 
 @dataclass
+@TOP.defaults_for
 class Inventory:
-    """A validated inventory: hosts in file order plus the coalescer's own settings."""
+    """A validated inventory: hosts in file order plus the coalescer's own settings (defaults from TOP)."""
 
     path: str
     hosts: list[HostSpec] = field(default_factory=list)
     local: LocalAgent | None = None
-    cache: str | None = TOP.default("cache")
-    refresh: float = TOP.default("refresh")
-    updto: float = TOP.default("updto")
-    jobs: int = TOP.default("jobs")
-    lock: str | None = TOP.default("lock")
-    lock_wait: float = TOP.default("lock_wait")
+    cache: str | None
+    refresh: float
+    updto: float
+    jobs: int
+    lock: str | None
+    lock_wait: float
 
 
 def load_inventory(path: str) -> Inventory:

@@ -13,7 +13,7 @@ import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ncs.hostport import parse_hostport
@@ -229,14 +229,19 @@ class Number:
 
 
 @dataclass(frozen=True)
-class Boolean:
-    """true or false (YAML booleans only: "yes please" is not one)."""
+class Typed:
+    """A value of the type ACCEPTS, taken as it is: bool for true/false, dict for a nested mapping.
 
-    hint: str = "must be true or false"
+    A YAML boolean is the only true/false ("yes please" is not one); a nested
+    mapping (a Section when read from a file) is checked by its own table later.
+    """
 
-    def __call__(self, value: Any) -> bool:
-        """Return the boolean; raises Invalid."""
-        if not isinstance(value, bool):
+    accepts: type
+    hint: str
+
+    def __call__(self, value: Any) -> Any:
+        """Return VALUE itself; raises Invalid when it is not of the accepted type."""
+        if not isinstance(value, self.accepts):
             raise Invalid(self.hint)
         return value
 
@@ -269,19 +274,6 @@ class TextList:
             if not isinstance(item, str) or not item.strip():
                 raise Invalid("", item, part=True)
         return [item.strip() for item in items]
-
-
-@dataclass(frozen=True)
-class Nested:
-    """A nested mapping (a Section when read from a file), checked by its own table later."""
-
-    hint: str = "must be a mapping"
-
-    def __call__(self, value: Any) -> dict:
-        """Return the mapping itself; raises Invalid."""
-        if not isinstance(value, dict):
-            raise Invalid(self.hint)
-        return value
 
 
 @dataclass(frozen=True)
@@ -355,6 +347,21 @@ class Table:
     def default(self, name: str) -> Any:
         """Return a fresh copy of key NAME's default (a list default is not shared)."""
         return copy.deepcopy(self.keys[name].default)
+
+    def defaults_for(self, cls: type) -> type:
+        """Class decorator, under @dataclass: fields named like a key default to the key's default.
+
+        A field that has a value or a field() of its own keeps it (so it can
+        stay required); list and dict defaults become default factories.
+        Returns CLS.
+        """
+        for name in cls.__annotations__:
+            if name in self.keys and name not in cls.__dict__:
+                default = self.keys[name].default
+                if isinstance(default, list | dict):
+                    default = field(default_factory=functools.partial(copy.deepcopy, default))
+                setattr(cls, name, default)
+        return cls
 
     def convert(self, name: str, value: Any) -> Any:
         """Return VALUE of key NAME checked and converted; raises SettingsError (with no place)."""

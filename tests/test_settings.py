@@ -4,31 +4,13 @@ from __future__ import annotations
 
 import os
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ncs.settings import (
-    NULL,
-    Boolean,
-    Choice,
-    FilePath,
-    HostPort,
-    Integer,
-    Invalid,
-    Key,
-    Nested,
-    Number,
-    Section,
-    SettingsError,
-    Table,
-    Text,
-    TextList,
-    Unreadable,
-    load_settings,
-    where,
-)
+from ncs import settings
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -37,21 +19,21 @@ def write(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
-def describe(key: Key, value: Any, hint: str) -> str:
+def describe(key: settings.Key, value: Any, hint: str) -> str:
     return f"key '{key.name}': {hint}, not {value!r}"
 
 
-TABLE = Table([
-    Key("port", Integer(1, 65535), None, "a port", NULL),
-    Key("jobs", Integer(1), 8, "how many at once", NULL),
-    Key("wait", Number(0), 1.5, "seconds", NULL),
-    Key("name", Text(), "x", "a name"),
-    Key("on", Boolean(), True, "on or off"),
-    Key("mode", Choice(("a", "b")), "a", "a mode"),
-    Key("list", TextList(), ["127.0.0.1"], "addresses", (None, [])),
-    Key("file", FilePath(off=True), "~/f", "a file"),
-    Key("peer", HostPort(default_port=53), None, "a server", NULL),
-    Key("sub", Nested(), {}, "a section", NULL),
+TABLE = settings.Table([
+    settings.Key("port", settings.Integer(1, 65535), None, "a port", settings.NULL),
+    settings.Key("jobs", settings.Integer(1), 8, "how many at once", settings.NULL),
+    settings.Key("wait", settings.Number(0), 1.5, "seconds", settings.NULL),
+    settings.Key("name", settings.Text(), "x", "a name"),
+    settings.Key("on", settings.Typed(bool, "must be true or false"), True, "on or off"),
+    settings.Key("mode", settings.Choice(("a", "b")), "a", "a mode"),
+    settings.Key("list", settings.TextList(), ["127.0.0.1"], "addresses", (None, [])),
+    settings.Key("file", settings.FilePath(off=True), "~/f", "a file"),
+    settings.Key("peer", settings.HostPort(default_port=53), None, "a server", settings.NULL),
+    settings.Key("sub", settings.Typed(dict, "must be a mapping"), {}, "a section", settings.NULL),
 ], describe)
 
 
@@ -67,18 +49,18 @@ def test_every_key_knows_its_line_at_every_depth(tmp_path: Path) -> None:
           web2: {port: 2222}
         list: [a, b]
     """)
-    data = load_settings(path)
-    assert isinstance(data, Section) and data == {
+    data = settings.load_settings(path)
+    assert isinstance(data, settings.Section) and data == {
         "top": 1, "hosts": {"web1": {"port": 22, "user": "ncs"}, "web2": {"port": 2222}},
         "list": ["a", "b"]}
     assert data.lines == {"top": 2, "hosts": 3, "list": 9}
     hosts = data["hosts"]
     assert (hosts.lines, hosts.line, hosts.path) == ({"web1": 4, "web2": 8}, 4, path)
     assert hosts["web1"].lines == {"port": 5, "user": 7}
-    assert where(hosts["web1"], "user") == f"{path}:7"
-    assert where(hosts["web2"], "port") == f"{path}:8"
-    assert where(hosts["web1"]) == f"{path}:5"  # the mapping itself
-    assert where({"a": 1}, "a", "inv.yaml") == "inv.yaml" and where({"a": 1}, "a") == ""
+    assert settings.where(hosts["web1"], "user") == f"{path}:7"
+    assert settings.where(hosts["web2"], "port") == f"{path}:8"
+    assert settings.where(hosts["web1"]) == f"{path}:5"  # the mapping itself
+    assert settings.where({"a": 1}, "a", "inv.yaml") == "inv.yaml" and settings.where({"a": 1}, "a") == ""
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -90,26 +72,26 @@ def test_every_key_knows_its_line_at_every_depth(tmp_path: Path) -> None:
 ])
 def test_bad_files_are_one_line_with_the_place(tmp_path: Path, text: str, message: str) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(SettingsError) as err:
-        load_settings(path)
+    with pytest.raises(settings.SettingsError) as err:
+        settings.load_settings(path)
     assert str(err.value) == message.format(path=path)
 
 
 def test_empty_and_unreadable_files(tmp_path: Path) -> None:
-    assert load_settings(write(tmp_path, "")) == {}
+    assert settings.load_settings(write(tmp_path, "")) == {}
     missing = str(tmp_path / "absent.yaml")
-    with pytest.raises(Unreadable) as err:
-        load_settings(missing)
+    with pytest.raises(settings.Unreadable) as err:
+        settings.load_settings(missing)
     assert (err.value.path, err.value.reason) == (missing, "No such file or directory")
     assert str(err.value) == f"{missing}: cannot read: No such file or directory"
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"a: \xff\n")
-    with pytest.raises(Unreadable):
-        load_settings(str(binary))
+    with pytest.raises(settings.Unreadable):
+        settings.load_settings(str(binary))
 
 
 def test_merge_keys_still_work(tmp_path: Path) -> None:
-    data = load_settings(write(tmp_path, "base: &b {port: 1}\nhost:\n  <<: *b\n  user: u\n"))
+    data = settings.load_settings(write(tmp_path, "base: &b {port: 1}\nhost:\n  <<: *b\n  user: u\n"))
     assert data["host"] == {"port": 1, "user": "u"}
 
 
@@ -149,32 +131,32 @@ def test_values_are_checked_and_converted(name: str, value: Any, expected: Any) 
     ("sub", [1], "key 'sub': must be a mapping, not [1]"),
 ])
 def test_refusals_use_the_tables_wording(name: str, value: Any, message: str) -> None:
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(settings.SettingsError) as err:
         TABLE.convert(name, value)
     assert str(err.value) == message and err.value.where == ""
 
 
 def test_whole_messages_and_labels() -> None:
     def refuse(_value: Any) -> Any:
-        raise Invalid("escape out of range in m 'x'", whole=True)
+        raise settings.Invalid("escape out of range in m 'x'", whole=True)
 
-    table = Table([Key("m", refuse), Key("p", Integer(1, 9, ""), label="bad p {value}")],
+    table = settings.Table([settings.Key("m", refuse), settings.Key("p", settings.Integer(1, 9, ""), label="bad p {value}")],
                   lambda key, value, hint: (key.label or "{key}={value}").format(
                       key=key.name, value=value) + (f": {hint}" if hint else ""))
-    with pytest.raises(SettingsError, match=r"^escape out of range in m 'x'$"):
+    with pytest.raises(settings.SettingsError, match=r"^escape out of range in m 'x'$"):
         table.convert("m", "x")
-    with pytest.raises(SettingsError, match=r"^bad p 10$"):
+    with pytest.raises(settings.SettingsError, match=r"^bad p 10$"):
         table.convert("p", 10)
 
 
 def test_read_places_errors_at_the_key_line(tmp_path: Path) -> None:
     path = write(tmp_path, "hosts:\n  web1:\n    jobs: 2\n    port: 70000\n  web2:\n    colour: blue\n")
-    hosts = load_settings(path)["hosts"]
-    with pytest.raises(SettingsError) as err:
+    hosts = settings.load_settings(path)["hosts"]
+    with pytest.raises(settings.SettingsError) as err:
         TABLE.read(hosts["web1"], "host web1")
     assert str(err.value) == f"{path}:4: host web1: key 'port': must be an integer 1-65535, not 70000"
     assert err.value.message.startswith("host web1: ") and err.value.where == f"{path}:4"
-    with pytest.raises(SettingsError) as err:
+    with pytest.raises(settings.SettingsError) as err:
         TABLE.read(hosts["web2"], "host web2")
     assert str(err.value) == f"{path}:6: host web2: unknown key 'colour'"
     assert TABLE.read({"jobs": "3", "on": False}) == {"jobs": 3, "on": False}  # only what is set
@@ -186,3 +168,19 @@ def test_defaults_are_fresh_copies() -> None:
     assert TABLE.default("list") == ["127.0.0.1"]
     assert [key.name for key in TABLE][:3] == ["port", "jobs", "wait"]
     assert "port" in TABLE and "colour" not in TABLE and TABLE["jobs"].help == "how many at once"
+
+
+def test_dataclass_fields_take_the_table_defaults() -> None:
+    @dataclass
+    @TABLE.defaults_for
+    class Options:
+        name: str = field()  # stays required
+        port: int | None
+        jobs: int
+        list: list[str]
+        mode: str = "b"  # a default of its own wins
+
+    first, second = Options("n"), Options("m", port=1)
+    assert (first.name, first.port, first.jobs, first.list, first.mode) == ("n", None, 8, ["127.0.0.1"], "b")
+    first.list.append("::1")
+    assert second.list == ["127.0.0.1"] and second.port == 1
