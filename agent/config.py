@@ -21,20 +21,8 @@ from typing import Any
 
 from ncs.agent.errors import ConfigError, config_error
 from ncs.agent.nameserver import parse_nameserver
-from ncs.settings import (
-    NULL,
-    Integer,
-    Invalid,
-    Key,
-    SettingsError,
-    Table,
-    Text,
-    TextList,
-    Typed,
-    Unreadable,
-    load_settings,
-    where,
-)
+from ncs.kinds import Integer, Invalid, Text, TextList, Typed
+from ncs.settings import NULL, Key, SettingsError, Table, Unreadable, load_settings, where
 
 # Limits that the checks enforce.  The snap length must cover the largest
 # headers the decoder reads: Linux cooked v2 (20) or Ethernet with two VLAN

@@ -6,21 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ncs.settings import (
-    NULL,
-    Choice,
-    FilePath,
-    HostPort,
-    Integer,
-    Key,
-    Number,
-    SettingsError,
-    Table,
-    Text,
-    Typed,
-    load_settings,
-    where,
-)
+from ncs.kinds import Choice, FilePath, HostPort, Integer, Number, Text, Typed
+from ncs.settings import NULL, Key, SettingsError, Table, load_settings, where
 
 DEFAULT_COMMAND = "ncs-agent dump --wait --max-age 300 --print"
 HOST_KEY_POLICIES = ("strict", "accept-new", "off")

@@ -112,7 +112,7 @@ def within(module: str, package: str) -> bool:
 
 def test_every_module_is_seen() -> None:
     known = modules()
-    for name in ("ncs", "ncs.stats", "ncs.files", "ncs.hostport", "ncs.agent.config",
+    for name in ("ncs", "ncs.stats", "ncs.files", "ncs.hostport", "ncs.settings", "ncs.kinds", "ncs.agent.config",
                  "ncs.report.cli", "ncs.coalesce.inventory"):
         assert name in known, name
 

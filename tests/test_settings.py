@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ncs import settings
+from ncs import kinds, settings
 
 
 def write(tmp_path: Path, text: str) -> str:
@@ -24,16 +23,16 @@ def describe(key: settings.Key, value: Any, hint: str) -> str:
 
 
 TABLE = settings.Table([
-    settings.Key("port", settings.Integer(1, 65535), None, "a port", settings.NULL),
-    settings.Key("jobs", settings.Integer(1), 8, "how many at once", settings.NULL),
-    settings.Key("wait", settings.Number(0), 1.5, "seconds", settings.NULL),
-    settings.Key("name", settings.Text(), "x", "a name"),
-    settings.Key("on", settings.Typed(bool, "must be true or false"), True, "on or off"),
-    settings.Key("mode", settings.Choice(("a", "b")), "a", "a mode"),
-    settings.Key("list", settings.TextList(), ["127.0.0.1"], "addresses", (None, [])),
-    settings.Key("file", settings.FilePath(off=True), "~/f", "a file"),
-    settings.Key("peer", settings.HostPort(default_port=53), None, "a server", settings.NULL),
-    settings.Key("sub", settings.Typed(dict, "must be a mapping"), {}, "a section", settings.NULL),
+    settings.Key("port", kinds.Integer(1, 65535), None, "a port", settings.NULL),
+    settings.Key("jobs", kinds.Integer(1), 8, "how many at once", settings.NULL),
+    settings.Key("wait", kinds.Number(0), 1.5, "seconds", settings.NULL),
+    settings.Key("name", kinds.Text(), "x", "a name"),
+    settings.Key("on", kinds.Typed(bool, "must be true or false"), True, "on or off"),
+    settings.Key("mode", kinds.Choice(("a", "b")), "a", "a mode"),
+    settings.Key("list", kinds.TextList(), ["127.0.0.1"], "addresses", (None, [])),
+    settings.Key("file", kinds.FilePath(off=True), "~/f", "a file"),
+    settings.Key("peer", kinds.HostPort(default_port=53), None, "a server", settings.NULL),
+    settings.Key("sub", kinds.Typed(dict, "must be a mapping"), {}, "a section", settings.NULL),
 ], describe)
 
 
@@ -96,19 +95,12 @@ def test_merge_keys_still_work(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "value", "expected"), [
-    ("port", 22, 22), ("port", " 22 ", 22), ("port", None, None),
-    ("jobs", None, 8), ("jobs", 100000, 100000),
-    ("wait", 0, 0.0), ("wait", 2, 2.0), ("wait", None, 1.5),
-    ("name", " web ", "web"), ("name", 5, "5"), ("name", 1.5, "1.5"),
-    ("on", False, False),
-    ("mode", "b", "b"),
-    ("list", "a", ["a"]), ("list", [" a ", "b"], ["a", "b"]), ("list", [], ["127.0.0.1"]),
-    ("list", None, ["127.0.0.1"]),
-    ("file", "~/x", os.path.expanduser("~/x")), ("file", False, None), ("file", None, None),
-    ("peer", "192.0.2.53", ("192.0.2.53", 53)), ("peer", "[2001:db8::1]:5300", ("2001:db8::1", 5300)),
+    ("port", None, None), ("jobs", None, 8), ("wait", None, 1.5), ("jobs", "12", 12),
+    ("list", [], ["127.0.0.1"]), ("list", None, ["127.0.0.1"]), ("list", "a", ["a"]),
+    ("file", None, None),  # not blank: the kind turns null into "none", not the default
     ("sub", None, {}),
 ])
-def test_values_are_checked_and_converted(name: str, value: Any, expected: Any) -> None:
+def test_blank_values_mean_the_default(name: str, value: Any, expected: Any) -> None:
     assert TABLE.convert(name, value) == expected
 
 
@@ -138,9 +130,9 @@ def test_refusals_use_the_tables_wording(name: str, value: Any, message: str) ->
 
 def test_whole_messages_and_labels() -> None:
     def refuse(_value: Any) -> Any:
-        raise settings.Invalid("escape out of range in m 'x'", whole=True)
+        raise kinds.Invalid("escape out of range in m 'x'", whole=True)
 
-    table = settings.Table([settings.Key("m", refuse), settings.Key("p", settings.Integer(1, 9, ""), label="bad p {value}")],
+    table = settings.Table([settings.Key("m", refuse), settings.Key("p", kinds.Integer(1, 9, ""), label="bad p {value}")],
                   lambda key, value, hint: (key.label or "{key}={value}").format(
                       key=key.name, value=value) + (f": {hint}" if hint else ""))
     with pytest.raises(settings.SettingsError, match=r"^escape out of range in m 'x'$"):
