@@ -40,6 +40,7 @@ class DumpPortError(Exception):
         return self._fill(self.short)
 
     def _fill(self, template: str) -> str:
+        """Return TEMPLATE with {host}, {where} and {detail} filled in."""
         return template.format(host=self.host, where=self.where, detail=self.detail)
 
 

@@ -107,6 +107,7 @@ def _loader_class() -> type:
         settings_path = ""
 
     def construct_section(loader: SectionLoader, node: yaml.MappingNode) -> Section:
+        """Return NODE as a Section; raises SettingsError for a repeated or unhashable key."""
         loader.flatten_mapping(node)  # YAML merge keys (<<) first, like the safe loader
         section = Section(path=loader.settings_path, line=node.start_mark.line + 1)
         for key_node, value_node in node.value:

@@ -47,6 +47,7 @@ def modules() -> dict[str, Path]:
 
 
 def is_package(name: str, known: dict[str, Path]) -> bool:
+    """Return True if module NAME is a package (its source is an __init__.py)."""
     return known[name].name == "__init__.py"
 
 
@@ -107,6 +108,7 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
 
 
 def within(module: str, package: str) -> bool:
+    """Return True if MODULE is PACKAGE or inside it."""
     return module == package or module.startswith(package + ".")
 
 
