@@ -6,7 +6,7 @@ import ipaddress
 import re
 import socket
 
-from ncs.agent.config import ConfigError
+from ncs.agent.errors import ConfigError
 
 # "host X", "src host X", "dst host X", "ip6 host X": X is a name or an address.
 _HOST_RE = re.compile(r"\bhost\s+([\w.:%-]+)", re.IGNORECASE)

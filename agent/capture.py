@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pcapy
 
-from ncs.agent.config import ConfigError
+from ncs.agent.errors import ConfigError
 
 BATCH = 8192  # frames per next_batch call
 WRAP = 1 << 32  # libpcap's statistics are 32-bit counters that wrap

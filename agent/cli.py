@@ -6,36 +6,35 @@ import argparse
 import sys
 
 from ncs import __version__
-from ncs.agent.config import AgentConfig, ConfigError, load_config, resolve_config
+from ncs.agent import verbs
+from ncs.agent.config import KEYS, AgentConfig, load_config, resolve_config
+from ncs.agent.errors import ConfigError
 
-# Command-line options that set a config key; the value is checked like the file's.
-CONFIG_OPTIONS = (
-    ("--piddir", "piddir", "directory of the pid file <name>.pid"),
-    ("--sniffer", "sniffer", "directory of the stats file <name>.stats"),
-    ("--bpf", "bpf", "BPF expression naming the monitored host(s)"),
-    ("--device", "device", "capture device (default: the one carrying the host)"),
-    ("--snaplen", "snaplen", "bytes captured per packet"),
-    ("--match", "match", "keep only packets whose payload contains this"),
-    ("--nomatch", "nomatch", "drop packets whose payload contains this"),
-    ("--payload", "payload", "payload offset for match/nomatch"),
-    ("--port", "port", "UDP dump port"),
-    ("--host", "host", "address of the UDP dump port"),
-    ("--nameserver", "nameserver", "reverse-DNS server, ADDRESS or ADDRESS:PORT"),
-    ("--max-hosts", "max_hosts", "most remote addresses kept"),
-    ("--user", "user", "user to switch to once the capture is open"),
-    ("--buffer-size", "buffer_size", "kernel capture buffer, bytes"),
-)
+# Config keys set by an option of their own name (--max-hosts for max_hosts),
+# with the help text and default of the key table; the value is checked like
+# the file's.  name, allowed, dns, read and stats have options of other shapes.
+CONFIG_OPTIONS = ("piddir", "sniffer", "bpf", "device", "snaplen", "match", "nomatch", "payload",
+                  "port", "host", "nameserver", "max_hosts", "user", "buffer_size")
 # Verbs that start an agent or show its configuration take every config option;
 # the others only need what locates a running agent and its files.
 FULL_VERBS = ("run", "start", "restart", "config")
-LOCATING_OPTIONS = ("--piddir", "--sniffer", "--port", "--host")
+LOCATING_OPTIONS = ("piddir", "sniffer", "port", "host")
+
+
+def option_help(key: str) -> str:
+    """Return the help text of config key KEY, with its default when it has one."""
+    entry = KEYS[key]
+    if entry.default in (None, ""):
+        return entry.help
+    default = ", ".join(entry.default) if isinstance(entry.default, list) else entry.default
+    return f"{entry.help} (default: {default})"
 
 
 def _add_common(p: argparse.ArgumentParser, suppress: bool) -> None:
     """Add -c, --name and -d; on a verb they default to SUPPRESS so the global ones stay."""
     default = argparse.SUPPRESS if suppress else None
     p.add_argument("-c", "--config", default=default, help="YAML config file")
-    p.add_argument("--name", default=default, help="instance name (pid, stats and log file names)")
+    p.add_argument("--name", default=default, help=option_help("name"))
     p.add_argument("-d", dest="debug", action="store_true",
                    default=argparse.SUPPRESS if suppress else False,
                    help="write dumps to stderr instead of the stats file")
@@ -43,15 +42,15 @@ def _add_common(p: argparse.ArgumentParser, suppress: bool) -> None:
 
 def _add_config_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     """Add the options that override config keys (values stay text: the config checks them)."""
-    for flag, key, text in CONFIG_OPTIONS:
-        if only is None or flag in only:
-            p.add_argument(flag, dest=key, metavar=key.upper(), help=text)
-    p.add_argument("--stats", metavar="PATH", help="stats file instead of <sniffer>/<name>.stats ('-': stdout)")
+    for key in CONFIG_OPTIONS:
+        if only is None or key in only:
+            p.add_argument("--" + key.replace("_", "-"), dest=key, metavar=key.upper(),
+                           help=option_help(key))
+    p.add_argument("--stats", metavar="PATH", help=option_help("stats"))
     if only is None:
-        p.add_argument("--allowed", action="append", metavar="HOST",
-                       help="address or name allowed to use the dump port (repeat for more)")
+        p.add_argument("--allowed", action="append", metavar="HOST", help=option_help("allowed"))
         p.add_argument("--dns", action=argparse.BooleanOptionalAction, default=None,
-                       help="reverse-DNS lookups (--no-dns: off)")
+                       help=option_help("dns"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p, suppress=True)
         _add_config_options(p, None if verb in FULL_VERBS else LOCATING_OPTIONS)
         if verb == "run":
-            p.add_argument("--read", metavar="FILE", help="replay a pcap/pcapng file instead of capturing")
+            p.add_argument("--read", metavar="FILE", help=option_help("read"))
         if verb in ("start", "restart", "stop", "dump"):
             default = {"stop": 15.0, "restart": 15.0}.get(verb, 30.0)
             p.add_argument("--timeout", type=float, default=default, metavar="S",
@@ -91,8 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
     """Return the config keys the command line sets (None: not given)."""
-    keys = [key for _flag, key, _text in CONFIG_OPTIONS]
-    keys += ["name", "stats", "read", "allowed", "dns"]
+    keys = [*CONFIG_OPTIONS, "name", "stats", "read", "allowed", "dns"]
     return {key: getattr(args, key, None) for key in keys}
 
 
@@ -107,8 +105,6 @@ def config_from_args(args: argparse.Namespace) -> AgentConfig:
 
 def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
     """Run the verb in ARGS with CFG; returns its exit status.  Raises ConfigError."""
-    from ncs.agent import verbs
-
     verb = args.verb
     if verb == "run":
         return verbs.run(cfg, to_stderr=args.debug)

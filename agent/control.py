@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import socket
 
-from ncs.agent.config import ConfigError, normalize_address, resolve_addresses, resolve_bind_host
+from ncs.agent.addresses import normalize_address, resolve_addresses, resolve_bind_host
+from ncs.agent.errors import ConfigError
 
 # Read at most this many datagrams per handle() call, so a flood at the port
 # cannot keep the capture loop from running; the rest waits for the next call.
@@ -14,7 +15,7 @@ MAX_DATAGRAM = 512
 
 
 class ControlPort:
-    """A non-blocking UDP socket that answers dump requests (DESIGN section 5).
+    """A non-blocking UDP socket that answers dump requests from allowed senders.
 
     Counters: `requests` (dumps asked for), `answered` (replies sent, dumps
     included), `refused` (datagrams from addresses not allowed: no answer, no dump).

@@ -6,7 +6,7 @@ import ipaddress
 
 import netifaces
 
-from ncs.agent.config import ConfigError
+from ncs.agent.errors import ConfigError
 
 
 def _networks(ifname: str) -> list[tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface]]:

@@ -199,13 +199,30 @@ def _table_inodes(path: str, inode_column: int, keep=lambda fields: True) -> set
     return found
 
 
+def _mapped_sockets(pid: int) -> set[int] | None:
+    """Return the inodes of the sockets PID has memory-mapped (capture rings), or None."""
+    try:
+        with open(f"/proc/{pid}/maps", encoding="ascii", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return None
+    return {int(line.rsplit("socket:[", 1)[1].rstrip("]")) for line in lines if "socket:[" in line}
+
+
 def has_packet_socket(pid: int) -> bool | None:
-    """Return whether PID has a packet (capture) socket open; None where /proc does not tell."""
+    """Return whether PID has a capture socket with its ring mapped; None where /proc does not tell.
+
+    libpcap binds the packet socket first, then sets up and maps the ring
+    (tens of milliseconds for a large buffer) and only then sets the filter,
+    which drops what arrived before: a packet socket without its ring is not
+    capturing yet.
+    """
     mine = _socket_inodes(pid)
     table = _table_inodes(f"/proc/{pid}/net/packet", 8)
-    if mine is None or table is None:
+    mapped = _mapped_sockets(pid)
+    if mine is None or table is None or mapped is None:
         return None
-    return bool(mine & table)
+    return bool(mine & table & mapped)
 
 
 def has_udp_port(pid: int, port: int) -> bool | None:

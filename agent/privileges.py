@@ -6,7 +6,7 @@ import os
 import pwd
 import stat
 
-from ncs.agent.config import ConfigError
+from ncs.agent.errors import ConfigError
 
 
 def lookup_user(user: str | int) -> pwd.struct_passwd:

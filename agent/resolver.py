@@ -80,68 +80,6 @@ class _Query:
     sent_at: int
 
 
-def parse_nameserver(text: str) -> tuple[str, int]:
-    """Parse a `nameserver` setting: an IP address with an optional port.
-
-    Accepts "127.0.0.1", "127.0.0.1:5300", "::1" and "[::1]:5300".
-    Returns (address text, port), port 53 when none is given.
-    Raises ValueError("bad nameserver '...'") for anything else.
-    """
-    error = ValueError(f"bad nameserver {text!r}")
-    value = text.strip()
-    port = 53
-    if value.startswith("["):
-        host, sep, rest = value[1:].partition("]")
-        if not sep:
-            raise error
-        if rest:
-            if not rest.startswith(":"):
-                raise error
-            port = _parse_port(rest[1:], error)
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise error from None
-        return host, port
-    if value.count(":") == 1:
-        value, port_text = value.split(":")
-        port = _parse_port(port_text, error)
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        raise error from None
-    return value, port
-
-
-def _parse_port(text: str, error: ValueError) -> int:
-    """Return the port number in `text`; raises `error` unless it is 1..65535."""
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise error
-    return int(text)
-
-
-def default_nameserver(resolv_conf: str = "/etc/resolv.conf") -> tuple[str, int] | None:
-    """Return the first usable `nameserver` line of resolv.conf as (address, 53).
-
-    Returns None if the file cannot be read or names no usable server; lines
-    that do not parse as an IP address are skipped.
-    """
-    try:
-        with open(resolv_conf, encoding="utf-8", errors="replace") as handle:
-            lines = handle.readlines()
-    except OSError:
-        return None
-    for line in lines:
-        fields = line.split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                ipaddress.ip_address(fields[1])
-            except ValueError:
-                continue
-            return fields[1], 53
-    return None
-
-
 class ReverseResolver:
     """PTR lookups for the capture loop: queue, send, receive and expire, never blocking.
 
@@ -460,6 +398,4 @@ __all__ = [
     "Answer",
     "ResolverCounters",
     "ReverseResolver",
-    "default_nameserver",
-    "parse_nameserver",
 ]

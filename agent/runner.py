@@ -22,11 +22,15 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from ncs.agent.bpfhosts import monitored_addresses
 from ncs.agent.capture import BATCH, Capture, CaptureError
-from ncs.agent.config import AgentConfig, ConfigError
+from ncs.agent.config import AgentConfig
+from ncs.agent.control import ControlPort
 from ncs.agent.decode import Decoder, PacketBatch, PayloadFilter
+from ncs.agent.environment import Environment
+from ncs.agent.errors import ConfigError
 from ncs.agent.keys import RemoteKeys
+from ncs.agent.nameserver import default_nameserver, parse_nameserver
+from ncs.agent.privileges import drop_privileges
 from ncs.agent.table import StatsTable
 from ncs.files import replace_file
 from ncs.stats.header import Header, header_lines
@@ -256,9 +260,11 @@ def _install_signals(flags: Flags) -> int:
 
 
 def _open_resolver(cfg: AgentConfig):
+    """Return the reverse-DNS resolver the settings ask for, or None (dns off, no server known)."""
     if not cfg.dns:
         return None
-    from ncs.agent.resolver import ReverseResolver, default_nameserver, parse_nameserver
+    # dnspython takes ~70 ms to import: only an agent that looks names up pays for it.
+    from ncs.agent.resolver import ReverseResolver
 
     if cfg.nameserver:
         try:
@@ -282,8 +288,8 @@ def _exclude_own_dns(bpf: str, resolver) -> str:
             f" or (dst host {host} and dst port {port} and src port {mine})))")
 
 
-def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
-    """Capture until TERM/INT, dumping on USR1, HUP and UDP requests."""
+def live(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
+    """Capture on ENV's device until TERM/INT, dumping on USR1, HUP and UDP requests."""
     flags = Flags()
     # The agent's signals wait, blocked, until the capture is open with its
     # filter and the dump port is bound.  An agent that catches USR1 is then
@@ -291,24 +297,15 @@ def live(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     # packet sent once `start` returns is counted: libpcap drops what the
     # socket queued before the filter was set.
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
-    if cfg.device:
-        device, promiscuous = cfg.device, False
-    else:
-        from ncs.agent.iface import find_device
-
-        device, promiscuous = find_device(monitored)
+    device, promiscuous, monitored = env.device, env.promiscuous, env.addresses
     resolver = _open_resolver(cfg)
     capture = Capture.open_live(device, _exclude_own_dns(cfg.bpf, resolver), cfg.snaplen,
                                 promiscuous, cfg.buffer_size)
     if cfg.user:
-        from ncs.agent.privileges import drop_privileges
-
         drop_privileges(cfg.user, [p for p in (cfg.stats_path, os.path.dirname(cfg.stats_path),
                                                cfg.pid_path) if p and p != "-" and os.path.exists(p)])
     control = None
     if cfg.port:
-        from ncs.agent.control import ControlPort
-
         control = ControlPort(cfg.host, cfg.port, cfg.allowed)
     wake = _install_signals(flags)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
@@ -377,19 +374,17 @@ def _drain(fd: int) -> None:
         pass
 
 
-def run_foreground(cfg: AgentConfig, to_stderr: bool = False) -> int:
+def run_foreground(cfg: AgentConfig, env: Environment, to_stderr: bool = False) -> int:
     """Run the agent in this process (replay with cfg.read, else live); return the exit status.
 
-    Configuration problems print one line and return 2; capture and file
-    problems print one line and return 1.
+    ENV is what check_environment found for CFG: the monitored addresses and
+    the device.  Configuration problems print one line and return 2; capture
+    and file problems print one line and return 1.
     """
     try:
-        if not cfg.bpf:
-            raise ConfigError("config: missing hostname in bpf string")
-        monitored = monitored_addresses(cfg.bpf)
         if cfg.read:
-            return replay(cfg, monitored, to_stderr)
-        return live(cfg, monitored, to_stderr)
+            return replay(cfg, env.addresses, to_stderr)
+        return live(cfg, env, to_stderr)
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return 2

@@ -10,19 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 
-from ncs.agent.config import (
-    AgentConfig,
-    ConfigError,
-    check_environment,
-    config_as_yaml,
-    resolve_bind_host,
-)
+from ncs.agent.config import AgentConfig, config_as_yaml
+from ncs.agent.environment import Environment, check_environment
+from ncs.agent.errors import ConfigError
 from ncs.agent.pidfile import (
     AlreadyRunning,
     catches_signal,
@@ -36,13 +30,16 @@ from ncs.agent.pidfile import (
     signal_process,
     wait_for_exit,
 )
+from ncs.dumpport import BadAnswer, DumpPortError, NoAnswer, Unresolved, request_dump
+from ncs.files import FileId, file_id, is_fresh, wait_rewritten
+from ncs.hostport import format_hostport
 
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_CONFIG = 2
 EXIT_NOT_RUNNING = 3
 
-POLL = 0.05  # seconds between looks at a pid or a file while waiting
+POLL = 0.05  # seconds between looks at a pid while waiting
 KILL_WAIT = 5.0  # seconds to wait for a process to vanish after SIGKILL
 
 
@@ -67,7 +64,12 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     running or died while starting (its error is printed), and raises
     ConfigError for an invalid configuration before anything is started.
     """
-    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    env = check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    return _start_checked(cfg, env, to_stderr, timeout)
+
+
+def _start_checked(cfg: AgentConfig, env: Environment, to_stderr: bool, timeout: float) -> int:
+    """Start the daemon for CFG, whose environment ENV has been checked; returns the exit status."""
     pid = running_pid(cfg.pid_path)
     if pid is not None:
         say(f"{cfg.name} already running (pid {pid})")
@@ -78,7 +80,7 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     child = os.fork()
     if child == 0:
         os.close(reader)
-        _become_daemon(cfg, to_stderr, writer)  # never returns
+        _become_daemon(cfg, env, to_stderr, writer)  # never returns
     os.close(writer)
     os.waitpid(child, 0)
     with os.fdopen(reader, "r", encoding="utf-8", errors="replace") as pipe:
@@ -89,11 +91,12 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
     return _wait_ready(cfg, int(report.split()[1]), timeout, to_stderr)
 
 
-def _become_daemon(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> None:
+def _become_daemon(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> None:
     """In the first child: detach (setsid, second fork) and run the agent; never returns.
 
     The grandchild writes "pid N" (or the reason it could not start) to
-    REPORT_FD, then runs the capture until TERM/INT and removes its pid file.
+    REPORT_FD, then runs the capture on ENV (found before the fork) until
+    TERM/INT and removes its pid file.
     """
     status = EXIT_FAIL
     try:
@@ -102,7 +105,7 @@ def _become_daemon(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> None:
             os._exit(0)  # the first child exits; init adopts the grandchild
         os.chdir("/")  # do not keep a mount point busy
         _redirect_stdio(cfg, to_stderr)
-        status = _daemon_main(cfg, to_stderr, report_fd)
+        status = _daemon_main(cfg, env, to_stderr, report_fd)
     except BaseException:  # the daemon must end here, whatever happened
         try:
             traceback.print_exc()
@@ -124,7 +127,7 @@ def _redirect_stdio(cfg: AgentConfig, to_stderr: bool) -> None:
         os.close(log)
 
 
-def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
+def _daemon_main(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> int:
     """In the daemon: create the pid file, report, run the capture; returns the exit status."""
     with os.fdopen(report_fd, "w", encoding="utf-8") as report:
         try:
@@ -136,20 +139,26 @@ def _daemon_main(cfg: AgentConfig, to_stderr: bool, report_fd: int) -> int:
             report.write(f"ncs-agent: cannot create pid file '{cfg.pid_path}': {err.strerror}\n")
             return EXIT_FAIL
         report.write(f"pid {os.getpid()}\n")
-    return run_with_pidfile_held(cfg, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr)
 
 
-def run_with_pidfile_held(cfg: AgentConfig, to_stderr: bool) -> int:
+def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
     """Run the capture (the pid file is ours), remove the pid file at the end; returns the status."""
     try:
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
+        return _run_capture(cfg, env, to_stderr)
     except ConfigError as err:
         say(str(err))
         return EXIT_CONFIG
     finally:
         remove_pidfile(cfg.pid_path)
+
+
+def _run_capture(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
+    """Run the capture in this process on ENV; returns the runner's exit status."""
+    # The runner brings numpy and libpcap (~0.1 s): only the verbs that capture import it.
+    from ncs.agent.runner import run_foreground
+
+    return run_foreground(cfg, env, to_stderr=to_stderr)
 
 
 def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool) -> int:
@@ -240,13 +249,13 @@ def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) ->
     The new configuration is checked first, so a broken config file does not
     stop a running agent.  Raises ConfigError for an invalid configuration.
     """
-    check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
+    env = check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
     if running_pid(cfg.pid_path) is not None:
         stop(cfg, timeout)
         if running_pid(cfg.pid_path) is not None:
             say(f"ncs-agent: {cfg.name} is still running; not restarted")
             return EXIT_FAIL
-    return start(cfg, to_stderr, timeout=max(timeout, 30.0))
+    return _start_checked(cfg, env, to_stderr, timeout=max(timeout, 30.0))
 
 
 def status(cfg: AgentConfig) -> int:
@@ -262,24 +271,6 @@ def status(cfg: AgentConfig) -> int:
 # ----------------------------------------------------------------- dump
 
 
-@dataclass(frozen=True)
-class FileId:
-    """What changes when the stats file is rewritten: the rename gives a new inode."""
-
-    inode: int
-    mtime_ns: int
-    size: int
-
-
-def file_id(path: str) -> FileId | None:
-    """Return the identity of the file at PATH, or None if it does not exist."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return FileId(st.st_ino, st.st_mtime_ns, st.st_size)
-
-
 def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
          print_file: bool = False, timeout: float = 30.0) -> int:
     """Ask the running agent for a dump (USR1; the UDP port when a signal is not permitted).
@@ -291,9 +282,7 @@ def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
     """
     path = cfg.stats_path
     current = file_id(path)
-    fresh = (max_age is not None and current is not None
-             and time.time() - current.mtime_ns / 1e9 < max_age)
-    if not fresh:
+    if max_age is None or not is_fresh(path, max_age):
         pid = running_pid(cfg.pid_path)
         if pid is None:
             say(f"{cfg.name} not running")
@@ -326,49 +315,37 @@ def _request_dump(cfg: AgentConfig, pid: int) -> int:
 def udp_dump_request(cfg: AgentConfig, tries: int = 3, wait: float = 1.0) -> int | None:
     """Send `dump` to the agent's UDP port; returns the epoch of its `OK <epoch>`, or None.
 
-    The port's 'INADDR_ANY' and 'INADDR_LOOPBACK' are reached on 127.0.0.1.
-    Prints why on failure.
+    The request is sent up to TRIES times, WAIT seconds apart.  The port's
+    'INADDR_ANY' and 'INADDR_LOOPBACK' are reached on 127.0.0.1.  Prints why
+    on failure; raises ConfigError when the dump host does not resolve.
     """
     if cfg.port is None:
         say(f"ncs-agent: {cfg.name} has no dump port (`port` is not set)")
         return None
     host = "127.0.0.1" if cfg.host in ("INADDR_ANY", "INADDR_LOOPBACK") else cfg.host
-    family, sockaddr = resolve_bind_host(
-        host, cfg.port, error=ConfigError(f"config: bad dump host '{cfg.host}'"))
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(wait)
-        for _ in range(tries):
-            try:
-                sock.sendto(b"dump", sockaddr)
-                reply, _sender = sock.recvfrom(512)
-            except TimeoutError:
-                continue
-            except OSError as err:
-                say(f"ncs-agent: dump request to {host}:{cfg.port} failed: {err.strerror or err}")
-                return None
-            words = reply.decode("ascii", "replace").split()
-            if len(words) == 2 and words[0] == "OK" and words[1].isdigit():
-                return int(words[1])
-            say(f"ncs-agent: {host}:{cfg.port} answered '{reply[:40].decode('ascii', 'replace')}'")
-            return None
-    say(f"ncs-agent: no answer from {host}:{cfg.port} (is this address in `allowed`?)")
+    where = format_hostport(host, cfg.port)
+    try:
+        return request_dump(host, cfg.port, timeout=tries * wait, tries=tries)
+    except Unresolved:
+        raise ConfigError(f"config: bad dump host '{cfg.host}'") from None
+    except NoAnswer:
+        say(f"ncs-agent: no answer from {where} (is this address in `allowed`?)")
+    except BadAnswer as err:
+        say(f"ncs-agent: {where} answered '{err.detail}'")
+    except DumpPortError as err:
+        say(f"ncs-agent: dump request to {where} failed: {err.reason}")
     return None
 
 
 def _wait_rewritten(cfg: AgentConfig, pid: int, before: FileId | None, timeout: float) -> bool:
-    """Poll until the stats file differs from BEFORE; returns False (with a message) on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        now = file_id(cfg.stats_path)
-        if now is not None and now != before:
-            return True
-        if not process_alive(pid):
-            say(f"ncs-agent: {cfg.name} (pid {pid}) exited before writing '{cfg.stats_path}'")
-            return False
-        if time.monotonic() >= deadline:
-            say(f"ncs-agent: {cfg.name}: '{cfg.stats_path}' not rewritten within {timeout:g} s")
-            return False
-        time.sleep(POLL)
+    """Wait until the stats file differs from BEFORE; returns False (with a message) on timeout."""
+    if wait_rewritten(cfg.stats_path, before, timeout, give_up=lambda: not process_alive(pid)):
+        return True
+    if not process_alive(pid):
+        say(f"ncs-agent: {cfg.name} (pid {pid}) exited before writing '{cfg.stats_path}'")
+    else:
+        say(f"ncs-agent: {cfg.name}: '{cfg.stats_path}' not rewritten within {timeout:g} s")
+    return False
 
 
 def _copy_to_stdout(path: str) -> int:
@@ -413,11 +390,9 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
     Returns 1 if another agent of this name is running.  Raises ConfigError.
     """
     dumps_to_stderr = to_stderr or cfg.stats == "-"
-    check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
+    env = check_environment(cfg, need_piddir=False, to_stderr=dumps_to_stderr)
     if cfg.read is not None:
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
+        return _run_capture(cfg, env, to_stderr)
     try:
         create_pidfile(cfg.pid_path)
     except AlreadyRunning as err:
@@ -429,7 +404,5 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
         if "piddir" in cfg.origins:
             say(f"ncs-agent: no pid file '{cfg.pid_path}' ({err.strerror}): "
                 "status, stop and dump will not find this agent")
-        from ncs.agent.runner import run_foreground
-
-        return run_foreground(cfg, to_stderr=to_stderr)
-    return run_with_pidfile_held(cfg, to_stderr)
+        return _run_capture(cfg, env, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr)

@@ -7,15 +7,15 @@ import logging
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
 
 from ncs import __version__
 from ncs.coalesce.composite import Failure, Source, composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
-from ncs.coalesce.lock import LockBusy, RunLock
 from ncs.coalesce.sshfetch import FetchResult, fetch_all
+from ncs.files import is_fresh
+from ncs.locks import FileLock, LockBusy
 from ncs.stats.writer import write_stats
 
 EXIT_OK = 0
@@ -71,27 +71,33 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.isdir(out_dir):
         return _fail(f"{output}: directory {out_dir} does not exist", EXIT_USAGE)
 
-    if not args.force and _fresh(output, inv.refresh):
+    if not args.force and is_fresh(output, inv.refresh):
         _note(args, f"{output}: fresh (younger than {inv.refresh:g} s), served without fetching")
         return _report(args, output, EXIT_OK)
 
-    lock = RunLock(inv.lock or output + ".lock")
+    lock = FileLock(inv.lock or output + ".lock")
     try:
         lock.acquire(wait=inv.lock_wait)
     except LockBusy as err:
-        return _fail(str(err), EXIT_LOCKED)
+        who = f"pid {err.note}" if err.note.isdigit() else "another process"
+        return _fail(f"{lock.path}: another ncs-coalesce ({who}) is running", EXIT_LOCKED)
     except OSError as err:
         return _fail(f"{lock.path}: cannot create lock: {err.strerror}", EXIT_USAGE)
+    # The pid is for the message of a coalescer that finds the lock taken.
+    lock.write(f"{os.getpid()}\n")
     try:
         # Another coalescer may have refreshed the composite while we waited.
-        if not args.force and _fresh(output, inv.refresh):
+        if not args.force and is_fresh(output, inv.refresh):
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
         results = _fetch_everything(inv, _progress_wanted(args))
         status = _write_composite(output, results)
         _print_summary(args, results)
     finally:
-        lock.release()
+        try:
+            lock.write("")  # no live holder any more
+        finally:
+            lock.release()
     if status is not None:
         return status
     failed = any(not r.ok for r in results)
@@ -118,6 +124,7 @@ def _fetch_everything(inv: Inventory, progress: bool) -> list[FetchResult]:
 
 def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
     """fetch_all with a rich progress bar and one line per finished host on stderr."""
+    # rich takes a while to import; only a run watched on a terminal uses it.
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import (
@@ -191,6 +198,7 @@ def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None
     if not rows:
         return
     if sys.stderr.isatty():
+        # rich only for a terminal (see _fetch_with_progress)
         from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
@@ -228,20 +236,11 @@ def _report(args: argparse.Namespace, output: str, status: int) -> int:
 def _report_main() -> Callable[[list[str]], int] | None:
     """Return ncs-report's main function, or None when report.cli is missing."""
     try:
+        # Here, not at the top: the report (and its renderers) only for --format.
         from ncs.report.cli import main as report_main
     except ImportError:
         return None
     return report_main
-
-
-def _fresh(path: str, refresh: float) -> bool:
-    """True when PATH exists and is younger than REFRESH seconds (refresh 0: never fresh)."""
-    if refresh <= 0:
-        return False
-    try:
-        return time.time() - os.stat(path).st_mtime < refresh
-    except FileNotFoundError:
-        return False
 
 
 def _progress_wanted(args: argparse.Namespace) -> bool:

@@ -1,11 +1,14 @@
-"""Files that readers may be looking at: replaced atomically, judged fresh by their age."""
+"""Files that readers may be looking at: replaced atomically, judged fresh by their age, watched for a rewrite."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+POLL = 0.02  # seconds between looks at a file while waiting for it to change
 
 
 def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,
@@ -49,3 +52,38 @@ def is_fresh(path: str, max_age: float, now: float | None = None) -> bool:
         return False
     current = time.time() if now is None else now
     return current - mtime / 1e9 < max_age
+
+
+@dataclass(frozen=True)
+class FileId:
+    """What changes when a file is rewritten: replace_file's rename gives a new inode."""
+
+    inode: int
+    mtime_ns: int
+    size: int
+
+
+def file_id(path: str) -> FileId | None:
+    """Return the identity of the file at PATH, or None if it does not exist."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return FileId(st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def wait_rewritten(path: str, before: FileId | None, timeout: float,
+                   give_up: Callable[[], bool] | None = None) -> bool:
+    """Wait up to TIMEOUT seconds until the file at PATH exists and differs from BEFORE.
+
+    Returns True once it does; False at the timeout, or as soon as GIVE_UP
+    (if given) returns True, e.g. because the writer died.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        now = file_id(path)
+        if now is not None and now != before:
+            return True
+        if (give_up is not None and give_up()) or time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL)

@@ -1,6 +1,6 @@
 """Web use of the report: a cache file refreshed on demand from the agent, regenerated once.
 
-The flow of one page view (DESIGN section 7):
+The flow of one page view:
 
 1. The cache is fresh (younger than --refresh): print it.
 2. Otherwise take an exclusive lock on CACHE.lock.  Whoever waited for the
@@ -17,15 +17,14 @@ a success) and its mtime the time of that attempt.
 
 from __future__ import annotations
 
-import fcntl
 import os
-import select
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ncs.files import replace_file
+from ncs import dumpport
+from ncs.files import file_id, is_fresh, mtime_ns, replace_file, wait_rewritten
+from ncs.locks import FileLock
 
 
 class UpdateError(Exception):
@@ -51,37 +50,6 @@ class Served:
     regenerated: bool
 
 
-def parse_hostport(text: str) -> tuple[str, int]:
-    """Return (host, port) of "HOST:PORT" ("[v6]:PORT" for IPv6 addresses).
-
-    Raises ValueError with a one-line reason.
-    """
-    host, sep, port = text.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"--update {text!r} is not HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--update {text!r}: port {port!r} is not a number from 1 to 65535")
-    return host, int(port)
-
-
-def _mtime_ns(path: str) -> int:
-    try:
-        return os.stat(path).st_mtime_ns
-    except FileNotFoundError:
-        return 0
-
-
-def is_fresh(path: str, refresh: float, now: float | None = None) -> bool:
-    """Return True if the file at PATH exists and is younger than REFRESH seconds."""
-    mtime = _mtime_ns(path)
-    if mtime == 0:
-        return False
-    current = time.time() if now is None else now
-    return current - mtime / 1e9 < refresh
-
-
 def read_cache(path: str) -> str | None:
     """Return the cache file's text, or None if there is none."""
     try:
@@ -100,61 +68,21 @@ def write_cache(path: str, text: str) -> None:
     replace_file(path, [text.encode("utf-8")], mode=0o644, tmp=f"{path}.tmp.{os.getpid()}")
 
 
-def _resolve(host: str, port: int) -> tuple[int, tuple]:
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except socket.gaierror as e:
-        raise UpdateError(f"cannot resolve agent host {host!r}: {e.strerror}") from None
-    family, _, _, _, addr = info[0]
-    return family, addr
-
-
 def request_dump(host: str, port: int, stats_path: str, timeout: float) -> None:
     """Ask the agent at HOST:PORT for a dump and wait until STATS_PATH is rewritten.
 
-    Returns when the stats file's mtime changed after an "OK" answer, all
-    within TIMEOUT seconds.  Raises UpdateError (no answer, refused, a
-    different answer, or the file not rewritten in time).
+    Returns when the stats file changed after an "OK" answer, all within
+    TIMEOUT seconds.  Raises UpdateError (no answer, refused, a different
+    answer, or the file not rewritten in time).
     """
-    before = _mtime_ns(stats_path)
+    before = file_id(stats_path)
     deadline = time.monotonic() + timeout
-    family, addr = _resolve(host, port)
-    where = f"{host}:{port}"
-    with socket.socket(family, socket.SOCK_DGRAM) as sock:
-        try:
-            sock.connect(addr)
-            sock.send(b"dump")
-            reply = b""
-            while not reply:
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
-                    raise UpdateError(f"no answer from the agent at {where} within {timeout:g} s")
-                reply = sock.recv(512)
-        except ConnectionRefusedError:
-            raise UpdateError(f"the agent at {where} refused the dump request (port closed)") from None
-        except OSError as e:
-            raise UpdateError(f"cannot reach the agent at {where}: {e.strerror or e}") from None
-    text = reply.decode("ascii", "replace").strip()
-    if not text.startswith("OK"):
-        raise UpdateError(f"the agent at {where} answered {text[:40]!r} to 'dump'")
-    while _mtime_ns(stats_path) == before:
-        if time.monotonic() >= deadline:
-            raise UpdateError(f"stats file {stats_path} was not rewritten within {timeout:g} s")
-        time.sleep(0.02)
-
-
-def _lock_state(lock_fd: int) -> tuple[int, str]:
-    """Return (mtime_ns, text) of the lock file: the last attempt's time and error."""
-    mtime = os.fstat(lock_fd).st_mtime_ns
-    os.lseek(lock_fd, 0, os.SEEK_SET)
-    return mtime, os.read(lock_fd, 4096).decode("utf-8", "replace").strip()
-
-
-def _record_attempt(lock_fd: int, error: str) -> None:
-    os.ftruncate(lock_fd, 0)
-    os.lseek(lock_fd, 0, os.SEEK_SET)
-    os.write(lock_fd, error.encode("utf-8"))
-    os.utime(lock_fd)
+    try:
+        dumpport.request_dump(host, port, timeout)
+    except dumpport.DumpPortError as e:
+        raise UpdateError(str(e)) from None
+    if not wait_rewritten(stats_path, before, deadline - time.monotonic()):
+        raise UpdateError(f"stats file {stats_path} was not rewritten within {timeout:g} s")
 
 
 def _stale(cache: str, error: str, render: Callable[[], str]) -> Served:
@@ -177,26 +105,22 @@ def serve(opts: WebOptions, stats_path: str, render: Callable[[], str]) -> Serve
         body = read_cache(opts.cache)
         if body is not None:
             return Served(body, None, False)
-    fd = os.open(opts.cache + ".lock", os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with FileLock(opts.cache + ".lock", mode=0o666) as lock:
         # Another view may have done the work while this one waited.
-        if _mtime_ns(opts.cache) >= started or is_fresh(opts.cache, opts.refresh):
+        if mtime_ns(opts.cache) >= started or is_fresh(opts.cache, opts.refresh):
             body = read_cache(opts.cache)
             if body is not None:
                 return Served(body, None, False)
-        attempt_ns, last_error = _lock_state(fd)
-        if attempt_ns >= started and last_error:
+        last_error = lock.note()
+        if lock.mtime_ns() >= started and last_error:
             return _stale(opts.cache, last_error, render)
         if opts.update is not None:
             try:
                 request_dump(opts.update[0], opts.update[1], stats_path, opts.updto)
             except UpdateError as e:
-                _record_attempt(fd, str(e))
+                lock.write(str(e))
                 return _stale(opts.cache, str(e), render)
         body = render()
         write_cache(opts.cache, body)
-        _record_attempt(fd, "")
+        lock.write("")
         return Served(body, None, True)
-    finally:
-        os.close(fd)

@@ -14,7 +14,8 @@ import sys
 from typing import IO
 
 from ncs import __version__, gcpause
-from ncs.report.cache import Served, WebOptions, parse_hostport, serve
+from ncs.hostport import parse_hostport
+from ncs.report.cache import Served, WebOptions, serve
 from ncs.report.group import (
     DEFAULT_V4_PREFIX,
     DEFAULT_V6_PREFIX,
@@ -83,7 +84,7 @@ def check_args(args: argparse.Namespace) -> WebOptions | None:
     try:
         update = parse_hostport(args.update) if args.update else None
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(f"--update {e}") from None
     return WebOptions(args.cache, args.refresh, update, args.updto)
 
 

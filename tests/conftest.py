@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.support.nsd",
     "tests.support.sshd",
     "tests.support.web",
+    "tests.support.controlport",
 ]

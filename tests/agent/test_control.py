@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ncs.agent.config import ConfigError
 from ncs.agent.control import ControlPort
+from ncs.agent.errors import ConfigError
 
 NOW = 1_700_000_123
 NO_ANSWER_WAIT = 0.3  # seconds a refused sender waits to be sure nothing comes back

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import mmap
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -14,6 +17,7 @@ import pytest
 from ncs.agent.pidfile import (
     AlreadyRunning,
     create_pidfile,
+    has_packet_socket,
     process_alive,
     read_pid,
     remove_pidfile,
@@ -118,3 +122,21 @@ def test_racing_starters_have_one_winner(tmp_path: Path) -> None:
     winners = [proc.pid for proc, code in zip(racers, codes, strict=True) if code == 0]
     assert len(winners) == 1, codes
     assert read_pid(str(path)) == winners[0]
+
+
+SOL_PACKET = 263  # linux/socket.h
+PACKET_RX_RING = 5  # linux/if_packet.h
+ETH_P_ALL = 3
+
+
+def test_a_capture_counts_once_its_ring_is_mapped() -> None:
+    """libpcap binds the packet socket before it maps the ring: readiness waits for the ring."""
+    assert has_packet_socket(os.getpid()) is False
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
+        sock.bind(("lo", 0))
+        assert has_packet_socket(os.getpid()) is False  # receiving, but no ring yet
+        block = 1 << 16
+        # struct tpacket_req: block size, block count, frame size, frame count
+        sock.setsockopt(SOL_PACKET, PACKET_RX_RING, struct.pack("IIII", block, 2, 2048, 64))
+        with mmap.mmap(sock.fileno(), 2 * block):
+            assert has_packet_socket(os.getpid()) is True

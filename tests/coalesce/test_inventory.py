@@ -62,7 +62,7 @@ def test_defaults_apply_and_hosts_override(tmp_path: Path):
     ("hosts:\n  web1:\n    host_key_check: maybe\n", "host web1: key 'host_key_check'"),
     ("hosts:\n  web1:\n    ssh_agent: yes please\n", "host web1: key 'ssh_agent': must be true or false"),
     ("defaults:\n  port: x\nhosts:\n  web1:\n", "defaults: key 'port'"),
-    ("hosts:\n  web1:\n  web1:\n", "line 3: duplicate key 'web1'"),
+    ("hosts:\n  web1:\n  web1:\n", ":3: key 'web1' given twice"),
     ("hosts:\n  web1: [1]\n", "host web1: settings must be a mapping"),
     ("hosts: {}\n", "nothing to coalesce"),
     ("hosts:\n  a:\njobs: 0\n", "top level: key 'jobs'"),
@@ -84,7 +84,7 @@ def test_cli_rejects_a_bad_inventory_without_traceback(tmp_path: Path):
     run = run_coalesce("-i", str(path), "-o", str(tmp_path / "out.stats"))
     assert run.returncode == 2
     assert run.stderr.strip().splitlines() == [
-        f"ncs-coalesce: {path}: host web1: key 'port': must be an integer 1-65535, not 0"]
+        f"ncs-coalesce: {path}:3: host web1: key 'port': must be an integer 1-65535, not 0"]
     assert not (tmp_path / "out.stats").exists()
 
 

@@ -72,8 +72,8 @@ def test_composite_of_composites_equals_composite_of_all(fleet: Fleet, tmp_path:
 
 def _hold_lock(path: Path) -> subprocess.Popen:
     """Start a process that holds the coalescer's lock on PATH until killed; waits until it does."""
-    code = ("import sys, time; from ncs.coalesce.lock import RunLock; RunLock(sys.argv[1]).acquire(); "
-            "print('held', flush=True); time.sleep(60)")
+    code = ("import os, sys, time; from ncs.locks import FileLock; lock = FileLock(sys.argv[1]); "
+            "lock.acquire(); lock.write(str(os.getpid())); print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(path)], cwd=REPO,
                             stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
