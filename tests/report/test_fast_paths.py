@@ -1,6 +1,6 @@
 """The vectorised grouping and the fast renderers agree with straightforward implementations.
 
-The reference here is the plain per-address algorithm of DESIGN section 7,
+The reference here is the plain per-address algorithm of docs/report.md,
 written with `ipaddress` and the Public Suffix List package directly:
 every address in order, a dict of groups, sums added one by one from 0.0.
 """

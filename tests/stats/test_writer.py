@@ -106,7 +106,7 @@ LAYOUT_RECORDS = {
     "10.100.100.100": Record(B=1, C=1, E=1, S=1, R=0, W=0, T=0, N=[]),
 }
 
-# DESIGN section 6, written out by hand: a tab after a quoted address of at
+# docs/formats.md, written out by hand: a tab after a quoted address of at
 # most 13 characters and one space after a longer one, keys in sorted order,
 # %.0f rounding (half to even), names with a comma after each.
 EXPECTED_LAYOUT = """
