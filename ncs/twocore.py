@@ -36,11 +36,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 #: A job of this many records or more is split over two cores.  Forking a
-#: process and handing results back cost a few milliseconds plus a share of
-#: the results' size; below this size the second core gains less than that
-#: (measured for the reader, the text and JSON renderers and the agent's
-#: dump: docs/design-notes.md, "One way to use the second core").
-MIN_RECORDS = 100_000
+#: process and handing results back cost milliseconds plus a share of the
+#: results' size; below this size the second core gained nothing or lost
+#: (bench/bench_twocore.py; docs/design-notes.md, "One way to use the
+#: second core").
+MIN_RECORDS = 400_000
 #: Bytes read back from a spool file at a time.
 _READ_SIZE = 1 << 22
 

@@ -22,7 +22,6 @@ from typing import overload
 
 import numpy as np
 
-from ncs import twocore
 from ncs.report.domains import DomainFinder, registrable_domain
 from ncs.stats.addresses import network_label
 from ncs.stats.columns import StatsColumns
@@ -242,7 +241,7 @@ def _domain_slices(table: StatsColumns, runs: np.ndarray) -> _Slices:
     domain_code: dict[str, int] = {}
     number = domain_code.setdefault
     per_name = np.fromiter(
-        (-1 if d is None else number(d, len(domain_code)) for d in _registrable_domains(names)),
+        (-1 if d is None else number(d, len(domain_code)) for d in DomainFinder().domains(names)),
         dtype=np.int64, count=len(names))
     domain_names = list(domain_code)
     codes = per_name[np.fromiter(map(name_number.__getitem__, firsts), dtype=np.int64, count=len(firsts))]
@@ -253,18 +252,6 @@ def _domain_slices(table: StatsColumns, runs: np.ndarray) -> _Slices:
     first_codes = sorted_codes[starts].tolist()
     domains = [domain_names[c] if c < len(domain_names) else None for c in first_codes]
     return _Slices(table.take(order), starts, _run_stops(starts, len(table)), order[starts], domains)
-
-
-def _registrable_domains(names: list[str]) -> list[str | None]:
-    """Return `registrable_domain` of every name; a long list is judged on two cores."""
-    if not twocore.worth_splitting(len(names)):
-        return DomainFinder().domains(names)
-    half = len(names) // 2
-    # Each half keeps its own memo of parent domains: a parent met in both
-    # halves is looked up twice, which costs far less than a second core saves.
-    halves = [names[:half], names[half:]]
-    return [d for part in twocore.map_in_halves(lambda ns: DomainFinder().domains(ns), halves, len(names))
-            for d in part]
 
 
 def _run_starts(values: np.ndarray) -> np.ndarray:

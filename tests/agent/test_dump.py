@@ -9,6 +9,7 @@ import numpy as np
 from ncs import twocore
 from ncs.agent import runner
 from ncs.agent.config import AgentConfig
+from ncs.stats.writer import CHUNK_ROWS
 from tests.support.stats import read_stats
 
 ME = "198.51.100.10"
@@ -30,7 +31,8 @@ def many_remotes_pcap(path: str, n: int) -> None:
 
 
 def test_two_core_dump_equals_one_core_dump(tmp_path, monkeypatch, forks):
-    n = twocore.MIN_RECORDS + 1000
+    n = 2 * CHUNK_ROWS + 1000  # three chunks: a first half here, a second in the child
+    monkeypatch.setattr(twocore, "MIN_RECORDS", n - 1)
     pcap = str(tmp_path / "many.pcap")
     many_remotes_pcap(pcap, n)
     cfg = AgentConfig(bpf=f"host {ME}", read=pcap, stats=str(tmp_path / "two.stats"), dns=False)

@@ -203,10 +203,3 @@ def test_big_reports_formatted_on_two_cores_are_the_same(monkeypatch, forks: lis
         assert len(forks) == 2
         json.loads(serial[0])
         monkeypatch.setattr(twocore, "MIN_RECORDS", MIN_RECORDS)
-    # Domains judged in two halves (one in a child) group exactly as in one.
-    stats = StatsFile(["ncs version 1.0.0"], records, "mem").columns()
-    serial_groups = actual_groups(records, "domain", 24, 64)
-    forks.clear()
-    monkeypatch.setattr(twocore, "MIN_RECORDS", 2)
-    assert actual_groups(records, "domain", 24, 64) == serial_groups
-    assert forks == [1] and len(make_report(stats, "domain").groups) == len(serial_groups)
