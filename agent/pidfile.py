@@ -1,11 +1,11 @@
-"""Pid files: created exclusively, stale ones (dead pid) replaced, live ones respected."""
+"""Pid files: created exclusively and held open by the agent; stale or foreign ones never taken for it."""
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import signal
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,16 +20,31 @@ class AlreadyRunning(RuntimeError):
         self.pid = pid
 
 
-def read_pid(path: str) -> int | None:
-    """Return the pid written in PATH, or None if the file is missing, empty or not a pid."""
+def _read_pidfile(path: str) -> tuple[int, os.stat_result] | None:
+    """Return (pid, the file's stat) of pid file PATH, or None if missing, empty or not a pid.
+
+    A symbolic link is no pid file: it is not followed.
+    """
     try:
-        with open(path, encoding="ascii", errors="replace") as handle:
-            text = handle.read(64).strip()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:  # missing, a symlink (ELOOP), a directory in the way, unreadable
         return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        text = os.read(fd, 64).decode("ascii", errors="replace").strip()
+    finally:
+        os.close(fd)
     if not text.isdigit() or int(text) <= 0:
         return None
-    return int(text)
+    return int(text), st
+
+
+def read_pid(path: str) -> int | None:
+    """Return the pid written in PATH, or None if the file is missing, empty or not a pid."""
+    found = _read_pidfile(path)
+    return None if found is None else found[0]
 
 
 def process_alive(pid: int) -> bool:
@@ -54,12 +69,48 @@ def process_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
-def running_pid(path: str) -> int | None:
-    """Return the pid in PATH if that process is alive, else None (no file, garbage or stale)."""
-    pid = read_pid(path)
-    if pid is None or not process_alive(pid):
+def holds_file(pid: int, st: os.stat_result) -> bool | None:
+    """Return whether process PID has the file of stat ST open; None where /proc does not tell.
+
+    /proc/PID/fd shows another user's process (and a process that dropped
+    root, which the kernel then makes undumpable) only to root.
+    """
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except FileNotFoundError:
+        return False if os.path.isdir("/proc/self/fd") else None
+    except OSError:  # PermissionError: not root, another user's process
         return None
-    return pid
+    for name in names:
+        try:
+            opened = os.stat(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue  # closed meanwhile
+        if (opened.st_dev, opened.st_ino) == (st.st_dev, st.st_ino):
+            return True
+    return False
+
+
+def running_pid(path: str) -> int | None:
+    """Return the pid in pid file PATH if that process is the agent that holds PATH, else None.
+
+    The agent keeps its pid file open all its life (`create_pidfile`), so a
+    pid file that names a process not holding it is stale (a pid reused
+    after a crash) or forged, and that process is never taken for the agent.
+    Where the caller cannot look (neither root nor the process's user), a
+    live process is trusted only from a pid file owned by root or the caller.
+    None also for no file, garbage and a dead process.
+    """
+    found = _read_pidfile(path)
+    if found is None:
+        return None
+    pid, st = found
+    if not process_alive(pid):
+        return None
+    held = holds_file(pid, st)
+    if held is None:
+        held = st.st_uid in (0, os.geteuid())
+    return pid if held else None
 
 
 @contextmanager
@@ -73,33 +124,38 @@ def _directory_lock(path: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def create_pidfile(path: str, pid: int | None = None) -> None:
-    """Create PATH holding PID (default: this process), failing if a live process owns it.
+def create_pidfile(path: str, pid: int | None = None) -> int:
+    """Create PATH holding PID (default: this process), failing if a live agent owns it.
 
     The pid is written to a private file created with O_EXCL and then hard-linked
     to PATH: link() is exclusive like O_EXCL, and PATH never exists empty, so a
     reader never mistakes a half-written file for a stale one.  A stale file
-    (dead pid, garbage) is replaced.
-    Raises AlreadyRunning if PATH names a live process, OSError if the directory
+    (dead pid, garbage, a process that does not hold it) is replaced.
+    Returns a descriptor of the file: the agent keeps it open until it exits,
+    which is how `running_pid` tells it from any other process with its pid.
+    Raises AlreadyRunning if PATH names a live agent, OSError if the directory
     is not writable.
     """
     pid = os.getpid() if pid is None else pid
     private = f"{path}.{pid}.new"
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(f"{pid}\n")
+        os.write(fd, f"{pid}\n".encode("ascii"))
         with _directory_lock(path):
             try:
                 os.link(private, path)
-                return
+                return fd
             except FileExistsError:
                 pass
             owner = running_pid(path)
             if owner is not None:
                 raise AlreadyRunning(path, owner)
-            os.unlink(path)  # stale: its process is gone
+            os.unlink(path)  # stale: its process is gone, or is not an agent
             os.link(private, path)
+            return fd
+    except BaseException:
+        os.close(fd)
+        raise
     finally:
         try:
             os.unlink(private)
@@ -110,24 +166,18 @@ def create_pidfile(path: str, pid: int | None = None) -> None:
 def remove_pidfile(path: str, pid: int | None = None) -> None:
     """Remove PATH if it still names PID (default: this process); never raises.
 
-    After dropping privileges the directory may not be writable; then the file
-    is emptied instead, which every reader treats as "not running".
+    An agent that dropped root can neither remove nor empty its pid file
+    (root's, in root's directory); the file then stays behind, naming a
+    process that is gone or does not hold it: stale for every verb, and
+    removed by the next `stop` or `start`.
     """
     pid = os.getpid() if pid is None else pid
     if read_pid(path) != pid:
         return
     try:
         os.unlink(path)
-    except FileNotFoundError:
+    except OSError:
         pass
-    except OSError as err:
-        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return
-        try:
-            with open(path, "w", encoding="ascii"):
-                pass
-        except OSError:
-            pass
 
 
 def wait_for_exit(pid: int, timeout: float, interval: float = 0.05) -> bool:

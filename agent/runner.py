@@ -302,8 +302,9 @@ def live(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
     capture = Capture.open_live(device, _exclude_own_dns(cfg.bpf, resolver), cfg.snaplen,
                                 promiscuous, cfg.buffer_size)
     if cfg.user:
-        drop_privileges(cfg.user, [p for p in (cfg.stats_path, os.path.dirname(cfg.stats_path),
-                                               cfg.pid_path) if p and p != "-" and os.path.exists(p)])
+        # The pid file stays root's: a user who could write it could name any process in it.
+        drop_privileges(cfg.user, [p for p in (cfg.stats_path, os.path.dirname(cfg.stats_path))
+                                   if p and p != "-" and os.path.lexists(p)])
     control = None
     if cfg.port:
         control = ControlPort(cfg.host, cfg.port, cfg.allowed)

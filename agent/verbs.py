@@ -53,6 +53,22 @@ def log_path(cfg: AgentConfig) -> str:
     return f"{cfg.piddir.rstrip('/')}/{cfg.name}.log"
 
 
+def agent_pid(cfg: AgentConfig) -> int | None:
+    """Return the pid of CFG's running agent, or None; the one way every verb finds it.
+
+    Only a process that holds the pid file is the agent (see
+    `pidfile.running_pid`).  When the file names a live process that is not,
+    one line says so: that process is never signalled, and the file is stale.
+    """
+    pid = running_pid(cfg.pid_path)
+    if pid is None:
+        named = read_pid(cfg.pid_path)
+        if named is not None and process_alive(named):
+            say(f"ncs-agent: pid file '{cfg.pid_path}' names process {named}, which is not "
+                f"{cfg.name}: ignored")
+    return pid
+
+
 # ----------------------------------------------------------------- start
 
 
@@ -70,7 +86,7 @@ def start(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 30.0) -> i
 
 def _start_checked(cfg: AgentConfig, env: Environment, to_stderr: bool, timeout: float) -> int:
     """Start the daemon for CFG, whose environment ENV has been checked; returns the exit status."""
-    pid = running_pid(cfg.pid_path)
+    pid = agent_pid(cfg)
     if pid is not None:
         say(f"{cfg.name} already running (pid {pid})")
         return EXIT_FAIL
@@ -131,7 +147,7 @@ def _daemon_main(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd:
     """In the daemon: create the pid file, report, run the capture; returns the exit status."""
     with os.fdopen(report_fd, "w", encoding="utf-8") as report:
         try:
-            create_pidfile(cfg.pid_path)
+            held = create_pidfile(cfg.pid_path)
         except AlreadyRunning as err:
             report.write(f"{cfg.name} already running (pid {err.pid})\n")
             return EXIT_FAIL
@@ -139,11 +155,14 @@ def _daemon_main(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd:
             report.write(f"ncs-agent: cannot create pid file '{cfg.pid_path}': {err.strerror}\n")
             return EXIT_FAIL
         report.write(f"pid {os.getpid()}\n")
-    return run_with_pidfile_held(cfg, env, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr, held)
 
 
-def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
-    """Run the capture (the pid file is ours), remove the pid file at the end; returns the status."""
+def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool, held: int) -> int:
+    """Run the capture holding the pid file open as HELD, then remove it; returns the status.
+
+    Holding the file is what tells the verbs this process is the agent.
+    """
     try:
         return _run_capture(cfg, env, to_stderr)
     except ConfigError as err:
@@ -151,6 +170,7 @@ def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool) -
         return EXIT_CONFIG
     finally:
         remove_pidfile(cfg.pid_path)
+        os.close(held)
 
 
 def _run_capture(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
@@ -220,7 +240,7 @@ def stop(cfg: AgentConfig, timeout: float = 15.0) -> int:
     After TIMEOUT seconds it is killed (KILL) and 1 is returned; returns 0 when
     it exited, or when it was not running (with a message).
     """
-    pid = running_pid(cfg.pid_path)
+    pid = agent_pid(cfg)
     if pid is None:
         stale = read_pid(cfg.pid_path)
         if stale is not None:
@@ -250,9 +270,9 @@ def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) ->
     stop a running agent.  Raises ConfigError for an invalid configuration.
     """
     env = check_environment(cfg, need_piddir=True, to_stderr=to_stderr)
-    if running_pid(cfg.pid_path) is not None:
+    if agent_pid(cfg) is not None:
         stop(cfg, timeout)
-        if running_pid(cfg.pid_path) is not None:
+        if agent_pid(cfg) is not None:
             say(f"ncs-agent: {cfg.name} is still running; not restarted")
             return EXIT_FAIL
     return _start_checked(cfg, env, to_stderr, timeout=max(timeout, 30.0))
@@ -260,7 +280,7 @@ def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) ->
 
 def status(cfg: AgentConfig) -> int:
     """Print "<pid> <name> is running" (0) or "<name> not running" (3) on stdout."""
-    pid = running_pid(cfg.pid_path)
+    pid = agent_pid(cfg)
     if pid is None:
         print(f"{cfg.name} not running", flush=True)
         return EXIT_NOT_RUNNING
@@ -283,7 +303,7 @@ def dump(cfg: AgentConfig, wait: bool = False, max_age: float | None = None,
     path = cfg.stats_path
     current = file_id(path)
     if max_age is None or not is_fresh(path, max_age):
-        pid = running_pid(cfg.pid_path)
+        pid = agent_pid(cfg)
         if pid is None:
             say(f"{cfg.name} not running")
             return EXIT_NOT_RUNNING
@@ -394,7 +414,7 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
     if cfg.read is not None:
         return _run_capture(cfg, env, to_stderr)
     try:
-        create_pidfile(cfg.pid_path)
+        held = create_pidfile(cfg.pid_path)
     except AlreadyRunning as err:
         say(f"{cfg.name} already running (pid {err.pid})")
         return EXIT_FAIL
@@ -405,4 +425,4 @@ def run(cfg: AgentConfig, to_stderr: bool = False) -> int:
             say(f"ncs-agent: no pid file '{cfg.pid_path}' ({err.strerror}): "
                 "status, stop and dump will not find this agent")
         return _run_capture(cfg, env, to_stderr)
-    return run_with_pidfile_held(cfg, env, to_stderr)
+    return run_with_pidfile_held(cfg, env, to_stderr, held)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from ncs.report.group import Group, Report
 from ncs.stats.quoting import safe_line, safe_text
+from ncs.stats.times import local_time_text
 
 
 def contact_time(epoch: int) -> str:
@@ -13,12 +12,12 @@ def contact_time(epoch: int) -> str:
 
     The day is zero-padded ("apr 04 09:05:01"): strftime's %d, lower-cased.
     """
-    return time.strftime("%b %d %H:%M:%S", time.localtime(epoch)).lower()
+    return local_time_text(epoch, "%b %d %H:%M:%S").lower()
 
 
 def iso_time(epoch: int) -> str:
     """Return EPOCH as local "YYYY-MM-DD HH:MM:SS" for the rich and HTML reports."""
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
+    return local_time_text(epoch, "%Y-%m-%d %H:%M:%S")
 
 
 def share(w: float, total_w: float) -> float:

@@ -118,8 +118,10 @@ def _rounded(values: np.ndarray) -> np.ndarray | None:
         if len(values) and values.min() < 0:
             return None
         return values.astype(np.int64, copy=False)
-    r = np.rint(values.astype(np.float64))
-    if len(r) and not (np.isfinite(r).all() and r.min() >= 0 and r.max() < 2.0**62):
+    f = values.astype(np.float64)
+    r = np.rint(f)
+    # f, not r: -0.4 rounds to a zero, but is negative and no value to write.
+    if len(r) and not (np.isfinite(r).all() and f.min() >= 0 and r.max() < 2.0**62):
         return None
     return r.astype(np.int64)
 

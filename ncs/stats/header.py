@@ -8,11 +8,12 @@ counters), which the original's report prints as they are.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from ncs import __version__
+from ncs.stats.numbers import number_value
 from ncs.stats.quoting import escape_bytes, safe_text
+from ncs.stats.times import local_time_text
 
 
 @dataclass
@@ -36,8 +37,8 @@ class Header:
 
 
 def localtime_text(epoch: int) -> str:
-    """Return Perl's `scalar localtime(epoch)`, e.g. 'Mon Apr 24 17:00:12 2006'."""
-    return time.strftime("%a %b %e %H:%M:%S %Y", time.localtime(epoch))
+    """Return Perl's `scalar localtime(epoch)`, e.g. 'Mon Apr 24 17:00:12 2006' (see ncs.stats.times)."""
+    return local_time_text(epoch, "%a %b %e %H:%M:%S %Y")
 
 
 def version_line() -> str:
@@ -88,7 +89,8 @@ def header_value(lines: list[str], key: str) -> str | None:
 def header_number(lines: list[str], key: str) -> float | None:
     """Return the number leading header line KEY ("start: 1145923212, ...": 1145923212), or None.
 
-    Integral numbers come back as int.
+    Integral numbers come back as int.  None also for a value no stats file
+    may hold (`ncs.stats.numbers`: not finite, negative, too long or too large).
     """
     value = header_value(lines, key)
     if not value:
@@ -97,10 +99,6 @@ def header_number(lines: list[str], key: str) -> float | None:
     if not head:
         return None
     try:
-        return int(head[0])
-    except ValueError:
-        pass
-    try:
-        return float(head[0])
-    except ValueError:
+        return number_value(head[0])
+    except ValueError:  # not a number, or none a stats file may hold (BadNumber)
         return None

@@ -1,11 +1,12 @@
 """Merging tables: every address once, its values combined by its fields' merge rules.
 
-The rules come from `ncs.stats.record.FIELDS`: B, C, R and W are summed, E
-and T take the latest, S the earliest, and N is the union of the names in
-first-seen order.  The work is vectorised: the tables' key columns are
-concatenated and sorted once (stably, so "first seen" is the order of the
-tables), every address becomes a run of rows, and each numeric column is
-reduced over the runs in one numpy call.  Only addresses named in more than
+The rules come from `ncs.stats.record.FIELDS`: B, C, R and W are summed
+(up to `ncs.stats.numbers.MAX_VALUE`), E and T take the latest, S the
+earliest, and N is the union of the names in first-seen order.  The work is
+vectorised: the tables' key columns are concatenated and sorted once
+(stably, so "first seen" is the order of the tables), every address becomes
+a run of rows, and each numeric column is reduced over the runs in one
+numpy call.  Only addresses named in more than
 one table cost a Python step each.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.columns import StatsColumns, concat_numbers
+from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.record import FIELDS, NAMES_KEY
 
 _REDUCE = {"sum": np.add, "max": np.maximum, "min": np.minimum}
@@ -61,7 +63,12 @@ def _reduce(column: np.ndarray, starts: np.ndarray, rule: str) -> np.ndarray:
         if largest * longest > _INT64_SAFE:
             # Exact sums beyond int64: Python ints, added in order.
             column = column.astype(object)
-    return _REDUCE[rule].reduceat(column, starts)
+    reduced = _REDUCE[rule].reduceat(column, starts)
+    if rule == "sum" and reduced.dtype == object:
+        # A sum past the bound every reader holds values to stays at the
+        # bound, so the composite reads back (stacking) whatever the inputs.
+        reduced = np.minimum(reduced, MAX_VALUE)
+    return reduced
 
 
 def _united_names(names: list[Sequence[str]], starts: np.ndarray, n: int) -> list[Sequence[str]]:

@@ -21,6 +21,7 @@ from typing import NamedTuple
 from ncs.stats.addresses import is_address
 from ncs.stats.errors import StatsFormatError
 from ncs.stats.layout import comment_text
+from ncs.stats.numbers import BadNumber, number_value
 from ncs.stats.quoting import unquote_single
 from ncs.stats.record import KEYS, NAMES_KEY, Record
 
@@ -56,8 +57,9 @@ _TOKEN = re.compile(
 _NUMBER = re.compile(
     r"\s*(?:[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|[+-]?(?i:inf(?:inity)?|nan))\s*"
 )
-# What Perl (and a "%.0f" of a non-finite float) prints for infinity and NaN.
-_NON_FINITE = re.compile(r"(?i:inf(?:inity)?|nan)")
+# What Perl (and a "%.0f" of a non-finite float) prints for infinity and NaN;
+# recognised only to be refused by name (ncs.stats.numbers).
+_NON_FINITE = re.compile(r"[+-]?(?i:inf(?:inity)?|nan)")
 _DQ_ESCAPE = re.compile(
     r"\\(?:x\{([0-9A-Fa-f]*)\}|x([0-9A-Fa-f]{0,2})|([0-7]{1,3})|N\{U\+([0-9A-Fa-f]+)\}|(.))", re.S
 )
@@ -241,7 +243,12 @@ class _Parser:
         return Record(**fields)  # type: ignore[arg-type]
 
     def _number(self, key: str) -> int | float:
-        """Parse a bare or quoted number (Data::Dumper quotes many); return int or float."""
+        """Parse a bare or quoted number (Data::Dumper quotes many); return int or float.
+
+        Raises StatsFormatError for text that is not a number, and for a
+        number no stats file may hold (`ncs.stats.numbers`: not finite,
+        negative, too long or too large).
+        """
         tok = self.tok
         if tok.kind == "num":
             text = tok.text
@@ -249,12 +256,16 @@ class _Parser:
             text = self._string(tok)
             if not _NUMBER.fullmatch(text):
                 raise self._error(f"{key}: not a number: {_show(text)}", tok)
-        elif tok.kind == "word" and _NON_FINITE.fullmatch(tok.text):
+        elif tok.kind in ("word", "junk") and _NON_FINITE.fullmatch(tok.text):
             text = tok.text
         else:
             raise self._error(f"{key}: expected a number, found {_describe(tok)}", tok)
+        try:
+            value = number_value(text)
+        except BadNumber as err:
+            raise self._error(f"{key}: {err}: {_show(text)}", tok) from None
         self._advance()
-        return _to_number(text)
+        return value
 
     def _names(self) -> list[str]:
         """Parse ``[ 'name', ... ]``; return the names."""
@@ -312,15 +323,6 @@ def _dq_bytes_as_utf8(text: str) -> str:
         return text.encode("latin-1").decode("utf-8")
     except UnicodeDecodeError:
         return text
-
-
-def _to_number(text: str) -> int | float:
-    """Return TEXT (already checked to be numeric) as an int when integral in form, else float."""
-    text = text.strip()
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
 
 
 def parse_general(text: str, source: str) -> tuple[list[str], list[tuple[str, Record]]]:

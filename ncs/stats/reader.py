@@ -23,6 +23,7 @@ from ncs.stats.addresses import AddressKeys, pack_addresses
 from ncs.stats.columns import NO_NAMES, StatsColumns, concat_numbers, number_column
 from ncs.stats.errors import StatsFormatError, UnreadableStats
 from ncs.stats.layout import CLOSING, GLUE, OPENING, RECORD_OPEN, comment_text
+from ncs.stats.numbers import MAX_DIGITS
 from ncs.stats.parser import parse_general
 from ncs.stats.quoting import decode_stats_bytes, unquote_single
 from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
@@ -79,8 +80,10 @@ def parse_stats(text: str, source: str = "<string>", *, allow_empty: bool = True
 # --------------------------------------------------------------------------
 # The fast path, built from the layout.
 
-# No leading zeros: Perl reads a bare 010 as octal; the parser rejects it.
-_INT = r"(-?(?:0|[1-9][0-9]*+))"
+# No leading zeros (Perl reads a bare 010 as octal; the parser rejects it),
+# no sign and at most MAX_DIGITS digits: anything else is no value a stats
+# file may hold (ncs.stats.numbers), and the parser names its line.
+_INT = rf"(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}}+)"
 # The body of a names list.  The loop is unrolled (runs of plain characters,
 # then one escape) because a per-character alternation doubles the cost of
 # the whole match.
@@ -103,7 +106,6 @@ _TYPICAL_RECORD_CHARS = 128
 #: Characters of body text handed to one regex split; bounds peak memory.
 _CHUNK_CHARS = 1 << 22
 _INT64_MAX = np.iinfo(np.int64).max
-_INT64_MIN = np.iinfo(np.int64).min
 
 
 class _Blocks(NamedTuple):
@@ -273,10 +275,11 @@ def _names(bodies: list[str]) -> list[Sequence[str]]:
 
 
 def _text_column(texts: list[str]) -> np.ndarray:
-    """Return decimal TEXTS (checked by the canonical regex) as int64, or as Python ints if huge."""
+    """Return decimal TEXTS (checked by the canonical regex) as int64, or as Python ints beyond it."""
     column = np.fromstring("\n".join(texts), dtype=np.int64, sep="\n")
-    # numpy's text reader saturates a value beyond int64 at the limits
-    # instead of failing; any value at a limit is read again exactly.
-    if not ((column == _INT64_MAX) | (column == _INT64_MIN)).any():
+    # numpy's text reader saturates a value beyond int64 at the limit
+    # instead of failing; any value at the limit is read again exactly
+    # (at most MAX_DIGITS digits: int() takes no time over them).
+    if not (column == _INT64_MAX).any():
         return column
     return number_column(list(map(int, texts)))

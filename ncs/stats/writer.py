@@ -21,6 +21,7 @@ from ncs.files import replace_file
 from ncs.stats import fastwriter
 from ncs.stats.columns import StatsColumns
 from ncs.stats.layout import CLOSING, GLUE, RECORD_OPEN, opening_text, separator
+from ncs.stats.numbers import BadNumber, check_value
 from ncs.stats.quoting import perl_quote
 from ncs.stats.record import KEYS, NAMES_KEY, Record
 
@@ -38,10 +39,8 @@ def _record_format(number: str) -> str:
 
 
 # Python's round() rounds half to even exactly as C's %.0f does, and "%d" of
-# its result is several times cheaper than "%.0f"; "%.0f" stays for what
-# round() refuses (inf and nan, which Perl reads back).
+# its result is several times cheaper than "%.0f".
 _FORMAT_INT = _record_format("%d")
-_FORMAT_FLOAT = _record_format("%.0f")
 _NAMES_AT = KEYS.index(NAMES_KEY)
 
 
@@ -56,15 +55,23 @@ def _names_text(names: Sequence[str]) -> str:
 
 
 def format_record(address: str, rec: Record) -> str:
-    """Return the text block of one record, from "\\t'ADDR'" to "\\t},"."""
+    """Return the text block of one record, from "\\t'ADDR'" to "\\t},".
+
+    Raises ValueError ("ADDR: KEY: reason: value") for a value no reader
+    accepts (`ncs.stats.numbers`: not finite, negative or too large): what
+    ncs writes, it reads back.
+    """
     values = [getattr(rec, k) for k in KEYS]
+    for key, value in zip(KEYS, values):
+        if key != NAMES_KEY:
+            try:
+                check_value(value)
+            except BadNumber as err:
+                raise ValueError(f"{address}: {key}: {err}: {value!r}") from None
     values[_NAMES_AT] = _names_text(values[_NAMES_AT])
     head = (perl_quote(address), separator(address))
-    try:
-        return _FORMAT_INT % (*head, *[v if type(v) is int or i == _NAMES_AT else round(v)
-                                       for i, v in enumerate(values)])
-    except (OverflowError, ValueError):
-        return _FORMAT_FLOAT % (*head, *values)
+    return _FORMAT_INT % (*head, *[v if type(v) is int or i == _NAMES_AT else round(v)
+                                   for i, v in enumerate(values)])
 
 
 def record_text(records: Iterable[tuple[str, Record]]) -> Iterator[str]:
@@ -124,6 +131,7 @@ def file_chunks(header: list[str], blocks: Iterable[bytes | bytearray]) -> Itera
 def write_stats(path: str, columns: StatsColumns) -> None:
     """Replace the stats file at PATH with COLUMNS (header and records) atomically.
 
-    Raises OSError; the previous file then stays as it was.
+    Raises OSError, or ValueError for a value no reader accepts (see
+    format_record); the previous file then stays as it was.
     """
     replace_file(path, file_chunks(columns.header, column_blocks(columns)))

@@ -41,15 +41,56 @@ def sleeper():
     proc.wait()
 
 
-def test_create_writes_pid_and_refuses_a_second(tmp_path: Path, sleeper) -> None:
-    path = str(tmp_path / "a.pid")
-    create_pidfile(path, sleeper.pid)
-    assert Path(path).read_text() == f"{sleeper.pid}\n"
+HOLDER = """
+import sys, time
+from ncs.agent.pidfile import create_pidfile
+create_pidfile(sys.argv[1])
+print("created", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path: Path):
+    """A process that created tmp_path/held.pid as the agent does, and holds it."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path / "held.pid")],
+                            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout.readline() == "created\n"
+    yield proc
+    proc.kill()
+    proc.wait()
+
+
+def test_create_writes_pid_and_refuses_a_second(tmp_path: Path, holder) -> None:
+    path = str(tmp_path / "held.pid")
+    assert Path(path).read_text() == f"{holder.pid}\n"
+    assert running_pid(path) == holder.pid
     with pytest.raises(AlreadyRunning) as info:
         create_pidfile(path, os.getpid())
-    assert info.value.pid == sleeper.pid
-    assert read_pid(path) == sleeper.pid  # the live owner's file is untouched
-    assert sorted(os.listdir(tmp_path)) == ["a.pid"]  # no private temporary left behind
+    assert info.value.pid == holder.pid
+    assert read_pid(path) == holder.pid  # the live owner's file is untouched
+    assert sorted(os.listdir(tmp_path)) == ["held.pid"]  # no private temporary left behind
+
+
+def test_a_live_process_that_does_not_hold_the_file_is_not_the_agent(tmp_path: Path, sleeper) -> None:
+    """A reused or forged pid: the process lives, but it is not the agent; it is never taken for it."""
+    path = tmp_path / "a.pid"
+    path.write_text(f"{sleeper.pid}\n")
+    assert read_pid(str(path)) == sleeper.pid and process_alive(sleeper.pid)
+    assert running_pid(str(path)) is None
+    fd = create_pidfile(str(path))  # stale: replaced
+    try:
+        assert running_pid(str(path)) == os.getpid()  # this process holds it now
+    finally:
+        os.close(fd)
+    assert running_pid(str(path)) is None  # let go: no longer the agent's
+    assert sleeper.poll() is None
+
+
+def test_a_symlink_is_no_pid_file(tmp_path: Path, holder) -> None:
+    link = tmp_path / "link.pid"
+    link.symlink_to(tmp_path / "held.pid")
+    assert read_pid(str(link)) is None and running_pid(str(link)) is None
 
 
 def test_stale_pid_is_replaced(tmp_path: Path) -> None:
@@ -57,7 +98,7 @@ def test_stale_pid_is_replaced(tmp_path: Path) -> None:
     gone = dead_pid()
     path.write_text(f"{gone}\n")
     assert running_pid(str(path)) is None
-    create_pidfile(str(path), os.getpid())
+    os.close(create_pidfile(str(path), os.getpid()))
     assert read_pid(str(path)) == os.getpid()
 
 
@@ -66,7 +107,7 @@ def test_unreadable_pid_file_is_stale(tmp_path: Path, content: str) -> None:
     path = tmp_path / "a.pid"
     path.write_text(content)
     assert read_pid(str(path)) is None
-    create_pidfile(str(path), os.getpid())
+    os.close(create_pidfile(str(path), os.getpid()))
     assert read_pid(str(path)) == os.getpid()
 
 
@@ -82,7 +123,7 @@ def test_zombie_counts_as_dead(tmp_path: Path) -> None:
         assert not process_alive(proc.pid)
         path = tmp_path / "z.pid"
         path.write_text(f"{proc.pid}\n")
-        create_pidfile(str(path), os.getpid())
+        os.close(create_pidfile(str(path), os.getpid()))
         assert read_pid(str(path)) == os.getpid()
     finally:
         proc.wait()
@@ -90,7 +131,7 @@ def test_zombie_counts_as_dead(tmp_path: Path) -> None:
 
 def test_remove_only_own_pid(tmp_path: Path, sleeper) -> None:
     path = str(tmp_path / "a.pid")
-    create_pidfile(path, sleeper.pid)
+    os.close(create_pidfile(path, sleeper.pid))
     remove_pidfile(path, os.getpid())  # not ours: stays
     assert read_pid(path) == sleeper.pid
     remove_pidfile(path, sleeper.pid)

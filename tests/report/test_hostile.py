@@ -91,3 +91,43 @@ def test_hostile_names_through_a_stats_file(tmp_path: Path) -> None:
     assert "[bold]markup[/bold].example" in table.stdout
     text = run_report("--format", "text", str(stats)).stdout
     assert not CONTROL.search(text)
+
+
+HOSTILE_NUMBERS = [
+    ("9" * 5000, "number too long (5000 characters, at most 40)"),
+    ("nan", "not a finite number"),
+    ("-inf", "not a finite number"),
+    ("-5", "negative number"),
+    ("1" + "0" * 20, "number too large (more than 20 digits)"),
+]
+
+
+def test_hostile_numbers_are_one_line_naming_file_line_and_key(tmp_path: Path) -> None:
+    """A 5000-digit number gave a 33-line traceback; NaN, infinities and negatives were reported."""
+    good = write_stats(tmp_path / "good.stats", ["ncs version 1.0.0"], {
+        "198.51.100.1": Record(B=7, W=3600, E=NOW, N=["a.example"]),
+        "198.51.100.2": Record(B=8, W=60, E=NOW),
+    }).read_text()
+    at = good.index("\t\tW\t=> 60,")
+    line = good.count("\n", 0, at) + 1
+    for number, reason in HOSTILE_NUMBERS:
+        path = tmp_path / "hostile.stats"
+        path.write_text(good[:at] + f"\t\tW\t=> {number}," + good[at + len("\t\tW\t=> 60,"):])
+        for fmt in ("text", "table", "json", "html"):
+            run = run_report("--format", fmt, str(path))
+            assert run.returncode == 2, (fmt, run.stderr)
+            shown = number if len(number) <= 40 else number[:37] + "..."
+            assert run.stderr == f"ncs-report: {path}:{line}: W: {reason}: '{shown}'\n"
+
+
+def test_times_beyond_the_platform_show_as_out_of_range(tmp_path: Path) -> None:
+    """A last contact of 20 digits is a value a file may hold, but no date localtime() can make."""
+    stats = write_stats(tmp_path / "far.stats", ["ncs version 1.0.0", "start:\t99999999999999999999,\tx"], {
+        "198.51.100.1": Record(W=3600, E=99999999999999999999, N=["far.example"]),
+        "198.51.100.2": Record(W=60, E=10**17),
+    })
+    for fmt in ("text", "table", "html"):
+        run = run_report("--format", fmt, str(stats))
+        assert run.returncode == 0, run.stderr
+        assert "(out of range)" in run.stdout
+    assert run_report("--format", "json", str(stats)).returncode == 0

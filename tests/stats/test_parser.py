@@ -198,13 +198,13 @@ def test_data_dumper_useqq_and_header_comments() -> None:
 def test_data_dumper_written_by_hand_edge_cases() -> None:
     text = (
         "$VAR1 = {\n"
-        "  '10.0.0.1' => { 'B' => '1e3', C => -2, 'E' => ' 12 ', N => [ 'a' , ], },\n"
+        "  '10.0.0.1' => { 'B' => '1e3', C => +2, 'E' => ' 12 ', N => [ 'a' , ], },\n"
         "  \"10.0.0.2\" => {},  # a comment between records\n"
         "};\n"
     )
     parsed = parse_stats(text, "h")
     assert parsed.records == {
-        "10.0.0.1": Record(B=1000.0, C=-2, E=12, N=["a"]),
+        "10.0.0.1": Record(B=1000.0, C=2, E=12, N=["a"]),
         "10.0.0.2": Record(),
     }
     assert parse_stats("$VAR1 = {};", "h") == StatsFile([], {}, "h")

@@ -16,6 +16,7 @@ from ncs import twocore
 from ncs.stats import reader
 from ncs.stats.columns import StatsColumns
 from ncs.stats.errors import StatsFormatError
+from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.parser import parse_general
 from ncs.stats.record import Record
 from tests.stats.test_parser import ORIGINAL_AGENT_FILE, ORIGINAL_AGENT_RECORDS
@@ -27,8 +28,8 @@ addresses = st.one_of(
 )
 names = st.lists(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=10),
                  max_size=3)
-# Up to 2**70: values beyond int64 must come back exact, as Python ints.
-big = st.integers(0, 10**9) | st.integers(0, 2**70)
+# Up to the bound of 20 digits: values beyond int64 must come back exact, as Python ints.
+big = st.integers(0, 10**9) | st.integers(0, MAX_VALUE)
 records = st.builds(Record, B=big, C=big, E=st.integers(0, 2**33), S=st.integers(0, 2**33),
                     R=big, W=big, T=st.integers(0, 2**33), N=names)
 
@@ -167,3 +168,43 @@ def test_a_dead_reader_child_costs_time_not_data(monkeypatch, tmp_path: Path) ->
     real = twocore.ForkedCall
     monkeypatch.setattr(twocore, "ForkedCall", lambda func, *a, **k: real(lambda: os._exit(9), *a, **k))
     assert as_file(reader.read_stats(str(path))).records == dict(sorted_records(recs))
+
+
+@pytest.mark.parametrize(("written", "message"), [
+    ("-7", "negative number: '-7'"),
+    ("-0.5", "negative number: '-0.5'"),
+    ("nan", "not a finite number: 'nan'"),
+    ("-Inf", "not a finite number: '-Inf'"),
+    ("'NaN'", "not a finite number: 'NaN'"),
+    ("1e400", "not a finite number: '1e400'"),
+    ("100000000000000000000", "number too large (more than 20 digits): '100000000000000000000'"),
+    ("'1e20'", "number too large (more than 20 digits): '1e20'"),
+    ("9" * 5000, f"number too long (5000 characters, at most 40): '{'9' * 37}...'"),
+    ("'" + "0" * 50 + "1'", f"number too long (51 characters, at most 40): '{'0' * 37}...'"),
+])
+def test_values_no_stats_file_may_hold_are_refused_by_both_paths(written: str, message: str) -> None:
+    """NaN, infinities, negatives and absurd lengths: the same one line from the fast path and the parser."""
+    text = text_of({"198.51.100.7": Record(B=5, C=7, E=9, S=1, R=2, W=3, T=4), "2001:db8::1": Record(B=1)})
+    line = text[:text.index("C\t=> 7,")].count("\n") + 1
+    bad = text.replace("C\t=> 7,", f"C\t=> {written},", 1)
+    for variant in (bad, bad + "# a trailing comment: the general parser\n"):
+        with pytest.raises(StatsFormatError) as info:
+            reader.parse_stats(variant, "f")
+        assert str(info.value) == f"f:{line}: C: {message}"
+        assert_same(variant)
+
+
+@pytest.mark.parametrize(("written", "value"), [
+    ("99999999999999999999", MAX_VALUE),  # twenty digits: the largest value
+    ("9223372036854775808", 2**63),  # just beyond int64
+    ("-0", 0),
+    ("'+12'", 12),
+    ("'1e19'", 1e19),
+])
+def test_values_within_the_bound_are_read_by_both_paths(written: str, value: int | float) -> None:
+    text = text_of({"198.51.100.7": Record(B=5, C=7, E=9, S=1, R=2, W=3, T=4)})
+    bad = text.replace("C\t=> 7,", f"C\t=> {written},", 1)
+    for variant in (bad, bad + "# end\n"):
+        got = reader.parse_stats(variant, "f").value("C", 0)
+        assert (got, type(got)) == (value, type(value))
+        assert_same(variant)

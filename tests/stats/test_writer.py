@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,6 +18,7 @@ from ncs import __version__
 from ncs.stats.addresses import address_key, key_text
 from ncs.stats.columns import StatsColumns
 from ncs.stats.header import Header, header_lines
+from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.record import Record
 from ncs.stats.writer import column_blocks, file_chunks
 from tests.support.stats import StatsFile, parse_stats, sorted_records, stats_text, write_atomic
@@ -435,8 +437,25 @@ def test_numbers_are_rounded_like_printf(values: list[float]) -> None:
     assert got == tuple(int(f"{v:.0f}") for v in (b, c, e, r, s, t, w))  # C printf rounding
 
 
-def test_non_finite_numbers_are_written_readably() -> None:
-    text = render([], {"10.0.0.1": Record(R=float("inf"), W=float("nan"))})
-    assert "\t\tR\t=> inf,\n" in text and "\t\tW\t=> nan,\n" in text
-    rec = parse_stats(text).records["10.0.0.1"]
-    assert rec.R == float("inf") and rec.W != rec.W
+@pytest.mark.parametrize(("value", "reason"), [
+    (float("inf"), "not a finite number"),
+    (float("nan"), "not a finite number"),
+    (-1, "negative number"),
+    (-0.5, "negative number"),
+    (MAX_VALUE + 1, "number too large (more than 20 digits)"),
+    (1e20, "number too large (more than 20 digits)"),
+])
+def test_values_no_reader_accepts_are_not_written(value, reason: str) -> None:
+    """A value the readers refuse is an error at writing time, never a file that cannot be read back."""
+    bad = {"10.0.0.1": Record(W=value)}
+    message = rf"^10\.0\.0\.1: W: {re.escape(reason)}: "
+    with pytest.raises(ValueError, match=message):
+        render([], bad)
+    with pytest.raises(ValueError, match=message):  # the column writer too
+        b"".join(column_blocks(StatsColumns.from_records([], bad.items())))
+    # the largest value is written, and read back exactly by both paths
+    text = render([], {"10.0.0.1": Record(W=MAX_VALUE, R=float(MAX_VALUE) - 2**14)})
+    assert "\t\tW\t=> 99999999999999999999,\n" in text
+    for variant in (text, text + "# end\n"):
+        rec = parse_stats(variant).records["10.0.0.1"]
+        assert (rec.W, rec.R) == (MAX_VALUE, 99999999999999983616)
