@@ -22,7 +22,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
-from ncs.agent.capture import BATCH, Capture, CaptureError
+from ncs.agent.capture import BATCH, Capture, CaptureDamaged, CaptureError, Frames
 from ncs.agent.config import AgentConfig
 from ncs.agent.control import ControlPort
 from ncs.agent.decode import Decoder, PacketBatch, PayloadFilter
@@ -40,6 +40,9 @@ IDLE_TICK = 1.0  # seconds select waits when nothing happens
 DRAIN_BATCHES = 64  # batches read per wakeup before looking at DNS, signals, the port
 DNS_EXPIRE_EVERY = 15
 REPLAY_DNS_WAIT = 3.0  # seconds a replay waits for its last answers
+#: `run --read` on a damaged capture file: the stats file holds every complete
+#: frame before the damage, and the damage was printed.
+EXIT_DAMAGED = 4
 
 
 @dataclass
@@ -79,9 +82,9 @@ class Agent:
         self.table = StatsTable(start, self.keys, self.cfg.max_hosts,
                                 want_names=self.resolver is not None)
 
-    def ingest(self, pkts: bytes, meta: bytes) -> None:
+    def ingest(self, frames: Frames) -> None:
         """Decode one batch and account it, one second at a time."""
-        batch: PacketBatch = self.decoder.decode(pkts, meta)
+        batch: PacketBatch = self.decoder.decode(frames.pkts, frames.meta, frames.wire)
         n = len(batch.sec)
         if n == 0:
             return
@@ -211,11 +214,16 @@ def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     capture = Capture.open_file(cfg.read, cfg.bpf)
     resolver = _open_resolver(cfg) if cfg.dns and cfg.nameserver else None
     agent = Agent(cfg, capture, monitored, to_stderr, resolver)
+    damage = None
     while True:
-        pkts, meta = capture.read_batch(BATCH)
-        if not meta:
+        try:
+            frames = capture.read_batch(BATCH)
+        except CaptureDamaged as err:
+            damage = err  # every complete frame before it was counted: write them, then say it
             break
-        agent.ingest(pkts, meta)
+        if not len(frames):
+            break
+        agent.ingest(frames)
         if resolver is not None:
             agent.exchange_dns(agent.last_second, wait=0.0)
     if resolver is not None:
@@ -229,6 +237,9 @@ def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     capture.close()
     if resolver is not None:
         resolver.close()
+    if damage is not None:
+        print(f"ncs-agent: {damage}", file=sys.stderr)
+        return EXIT_DAMAGED
     return 0
 
 
@@ -330,10 +341,10 @@ def live(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
         if wake in ready:
             _drain(wake)
         for _ in range(DRAIN_BATCHES):
-            pkts, meta = capture.read_batch(BATCH)
-            if not meta:
+            frames = capture.read_batch(BATCH)
+            if not len(frames):
                 break
-            agent.ingest(pkts, meta)
+            agent.ingest(frames)
         if resolver is not None:
             if resolver.fileno() in ready:
                 agent.receive_dns(now)
