@@ -189,7 +189,7 @@ class Capture:
 
     def sample_drops(self) -> DropCounter:
         """Refresh and return the drop counters (live captures only)."""
-        if self.live:
+        if self.live and self.handle.ptr:  # a closed handle (interface gone) has nothing new
             try:
                 self.drops.update(self.handle.stats())
             except PcapCallError:
