@@ -33,6 +33,10 @@ MAX_TTL = 7 * 86400
 # stays readable and is picked up on the next call.
 MAX_DATAGRAMS_PER_RECEIVE = 512
 
+# Queries offer EDNS answers up to this size (the DNS flag day's choice): a PTR set
+# of more than 512 bytes then arrives whole instead of truncated and empty.
+EDNS_PAYLOAD = 1232
+
 # A CNAME chain (RFC 2317 classless delegation) is followed at most this far.
 MAX_CNAME_CHAIN = 8
 
@@ -170,7 +174,8 @@ class ReverseResolver:
             address = next(iter(self._queued))
             qname = dns.reversename.from_address(address)
             query_id = self._free_id()
-            wire = dns.message.make_query(qname, dns.rdatatype.PTR, id=query_id).to_wire()
+            wire = dns.message.make_query(qname, dns.rdatatype.PTR, id=query_id, use_edns=0,
+                                          payload=EDNS_PAYLOAD).to_wire()
             try:
                 self._socket.sendto(wire, self.server)
             except OSError as exc:
