@@ -348,21 +348,27 @@ def remove_stale(cfg: AgentConfig) -> None:
         log.info("ncs-agent: removed %s (%d bytes), left by an interrupted dump", name, size)
 
 
+@dataclass
 class LiveLoop:
-    """The live capture's loop: packets, DNS, the dump port, signals, dumps, and an interface that goes away."""
+    """The live capture's loop: packets, DNS, the dump port, signals, dumps, and an interface that goes away.
 
-    def __init__(self, cfg: AgentConfig, agent: Agent, flags: Flags, wake: int, device: str,
-                 bpf: str) -> None:
-        self.cfg = cfg
-        self.agent = agent
-        self.flags = flags
-        self.wake = wake
-        self.device = device
-        self.bpf = bpf
-        self.capture: Capture | None = agent.capture
-        self.dump_due: float | None = None  # when the asked-for dump may be written (monotonic)
-        self.next_reopen = 0.0
-        self.note = note_path(cfg)
+    AGENT holds the capture, resolver and dump port; FLAGS are set by the
+    signal handlers, whose wakeup pipe is WAKE; DEVICE and BPF reopen the
+    capture after the interface came back.
+    """
+
+    agent: Agent
+    flags: Flags
+    wake: int
+    device: str
+    bpf: str
+    dump_due: float | None = None  # when the asked-for dump may be written (monotonic)
+    next_reopen: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.cfg = self.agent.cfg
+        self.capture: Capture | None = self.agent.capture
+        self.note = note_path(self.cfg)
 
     def watched(self) -> list[int]:
         """Return the descriptors to select on."""
@@ -531,7 +537,7 @@ def live(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
     log.info("ncs-agent: capturing on %s (%s), %d monitored address(es), stats to %s", device,
              "promiscuous" if promiscuous else "non-promiscuous", len(monitored),
              "stderr" if to_stderr else cfg.stats_path)
-    loop = LiveLoop(cfg, agent, flags, wake, device, bpf)
+    loop = LiveLoop(agent, flags, wake, device, bpf)
     try:
         loop.run()
     finally:
