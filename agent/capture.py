@@ -164,8 +164,8 @@ class Capture:
         """
         if self._failure is not None:
             raise self._failure
-        size, error = self.spool.dispatch(max_frames)
-        frames = self._spooled(max_frames) if size > FILE_HEADER else NO_FRAMES
+        count, error = self.spool.dispatch(max_frames)
+        frames = self._spooled(count or max_frames) if count != 0 else NO_FRAMES
         if error is not None:
             kind = CaptureError if self.live else CaptureDamaged
             what = "capture failed" if self.live else "damaged capture file"
@@ -174,18 +174,23 @@ class Capture:
                 raise self._failure
         return frames
 
-    def _spooled(self, max_frames: int) -> Frames:
-        """Return the frames in the spool: batched by pcapy-ng, wire lengths from the record headers."""
-        reader = pcapy.open_offline(self.spool.path)
+    def _spooled(self, count: int) -> Frames:
+        """Return the spool's first COUNT frames (or fewer: all there are), batched by pcapy-ng,
+        wire lengths from their record headers."""
         try:
-            pkts, meta = reader.next_batch(max_frames)
-        finally:
-            reader.close()
+            reader = pcapy.open_offline(self.spool.path)
+            try:
+                pkts, meta = reader.next_batch(count)
+            finally:
+                reader.close()
+        except pcapy.PcapError as err:  # what libpcap wrote, it reads back: this would be a bug of ours
+            raise CaptureError(f"{self.source}: cannot read back the frames read: {err}") from None
         caplen = np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4)[:, 3].astype(np.int64)
         starts = FILE_HEADER + np.concatenate(([0], np.cumsum(caplen + RECORD_HEADER)[:-1]))
-        spool = np.frombuffer(self.spool.read(), dtype=np.uint8)
-        wire = spool[(starts + 12)[:, None] + np.arange(4)].copy().view("=u4")[:, 0]
-        return Frames(pkts, meta, wire.astype(np.int64))
+        spool = self.spool.read()
+        # every 4 bytes of the spool as a native uint32, at any byte offset: one gather
+        words = np.ndarray(shape=(len(spool) - 3,), dtype="=u4", buffer=spool, strides=(1,))
+        return Frames(pkts, meta, words[starts + 12].astype(np.int64))
 
     def sample_drops(self) -> DropCounter:
         """Refresh and return the drop counters (live captures only)."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
+import mmap
 import os
 from dataclasses import dataclass
 
@@ -106,6 +107,12 @@ _lib: ctypes.CDLL | None = None
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.fdopen.restype, _libc.fdopen.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_char_p]
 _libc.fseek.restype, _libc.fseek.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_long, ctypes.c_int]
+_libc.setvbuf.restype = ctypes.c_int
+_libc.setvbuf.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int, ctypes.c_size_t]
+_IOFBF = 0
+#: The spool's stdio buffer: one write to the memory file per this many bytes
+#: of frames, instead of one per 4 KiB page.
+SPOOL_BUFFER = 1 << 20
 
 
 def lib() -> ctypes.CDLL:
@@ -216,9 +223,12 @@ class Handle:
 class DumpSpool:
     """An in-memory pcap file that `dispatch` fills with the frames of one read, headers complete.
 
-    After each `dispatch` the file holds the 24-byte pcap header and the
-    frames of that call only; `path` opens it for reading (libpcap's file
-    reader turns it into a batch) and `read` returns its bytes.
+    After each `dispatch` the file starts with the 24-byte pcap header and
+    the frames of that call; `path` opens it for reading (libpcap's file
+    reader turns it into a batch) and `read` returns those bytes.  The file
+    is not shortened after a read that went well (its pages stay, rather
+    than being freed and faulted in again by the next read): a reader takes
+    as many frames as `dispatch` counted.
     """
 
     def __init__(self, handle: Handle) -> None:
@@ -229,6 +239,8 @@ class DumpSpool:
         if not self._file:
             os.close(self.fd)
             raise OSError(ctypes.get_errno(), "fdopen of the frame spool failed")
+        _libc.setvbuf(self._file, None, _IOFBF, SPOOL_BUFFER)
+        self._map: mmap.mmap | None = None  # the file mapped for `read`, remapped when it grew
         self._dumper = lib().pcap_dump_fopen(handle.ptr, self._file)
         if not self._dumper:
             os.close(self.fd)
@@ -241,29 +253,46 @@ class DumpSpool:
         """Return a path that opens the spool (for libpcap's file reader)."""
         return f"/proc/self/fd/{self.fd}"
 
-    def dispatch(self, max_frames: int) -> tuple[int, str | None]:
+    def dispatch(self, max_frames: int) -> tuple[int | None, str | None]:
         """Read up to MAX_FRAMES frames into the spool, replacing the last read's.
 
-        Returns (bytes in the spool, error): the error is libpcap's reason
-        when the read failed (damaged file, interface gone) and None
-        otherwise; the frames read before the failure are in the spool
-        either way.
+        Returns (frames, error): FRAMES is how many frames the spool holds,
+        0 when none, or None when only the spool's end says it (then the
+        file ends after the last frame); ERROR is libpcap's reason when the
+        read failed (a damaged file, an interface gone), else None.  The
+        frames read before a failure are in the spool.
         """
         pcap = lib()
         _libc.fseek(self._file, FILE_HEADER, _SEEK_SET)
         status = pcap.pcap_dispatch(self.handle.ptr, max_frames, self._dump, self._dumper)
         pcap.pcap_dump_flush(self._dumper)
         self.size = pcap.pcap_dump_ftell(self._dumper)
+        error = (self.handle._error() or "read error") if status == PCAP_ERROR else None
+        if status > 0:
+            return status, None
+        if self.size == FILE_HEADER:
+            return 0, error
+        # A file's last read returns 0 (end of file) or an error after the frames it
+        # delivered, without their number: the reader then reads the spool to its end.
         os.ftruncate(self.fd, self.size)
-        return self.size, (self.handle._error() or "read error") if status == PCAP_ERROR else None
+        return None, error
 
-    def read(self) -> bytes:
-        """Return the spool's bytes (header and frames)."""
-        return os.pread(self.fd, self.size, 0)
+    def read(self) -> memoryview:
+        """Return the spool's bytes (header and frames) of the last read, valid until the next.
+
+        The bytes are the file's own pages, mapped: nothing is copied.
+        """
+        if self._map is None or len(self._map) < self.size:
+            if self._map is not None:
+                self._map.close()
+            self._map = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        return memoryview(self._map)[:self.size]
 
     def close(self) -> None:
         """Close the spool (idempotent)."""
         if self._dumper:
             lib().pcap_dump_close(self._dumper)  # closes the FILE and its descriptor
             self._dumper = None
+            if self._map is not None:
+                self._map.close()
             os.close(self.fd)
