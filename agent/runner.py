@@ -325,7 +325,7 @@ def _exclude_own_dns(bpf: str, resolver) -> str:
     fragments from the name server (IPv4: a fragment offset; IPv6: a
     fragment header followed by UDP).  So every UDP fragment but the first
     from the name server's address is left out, its answers and anything
-    else the server sends this host in fragments (docs/agent.md).
+    else the server sends this host in fragments (docs/dns.md).
     """
     if resolver is None:
         return bpf
