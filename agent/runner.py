@@ -49,9 +49,11 @@ REPLAY_DNS_WAIT = 3.0  # seconds a replay waits for its last answers
 EXIT_DAMAGED = 4
 #: A dump waits this long after it is asked for, capturing meanwhile: the
 #: kernel hands a part-filled block of the capture ring over only when the
-#: read timeout retires it, and the dump must hold every packet delivered
-#: before it was asked for.
-FLUSH_WAIT = TIMEOUT_MS / 1000 + 0.05
+#: read timeout's timer retires it, and the dump must hold every packet
+#: delivered before it was asked for.  The timer retires a block only if it
+#: was already the open block at the timer's previous run, so a block opened
+#: just after a run (the one before it filled up) waits up to two timeouts.
+FLUSH_WAIT = 2 * TIMEOUT_MS / 1000 + 0.05
 REOPEN_EVERY = 1.0  # seconds between looks at an interface that went down
 CHILD_POLL = 0.05  # seconds between looks at a dump child still writing when another dump is due
 
