@@ -9,6 +9,7 @@ from ncs import __version__
 from ncs.agent import verbs
 from ncs.agent.config import KEYS, AgentConfig, load_config, resolve_config
 from ncs.agent.errors import ConfigError
+from ncs.agent.log import configure as configure_log
 
 # Config keys set by an option of their own name (--max-hosts for max_hosts),
 # with the help text and default of the key table; the value is checked like
@@ -125,6 +126,7 @@ def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ncs-agent; returns the exit status (2 for an invalid configuration)."""
     args = build_parser().parse_args(argv)
+    configure_log()
     try:
         cfg = config_from_args(args)
         return dispatch(args, cfg)

@@ -1,13 +1,17 @@
 """Decode captured frames into (second, remote key, counted length), a whole batch at a time.
 
-The decoder works on pcapy-ng's `next_batch` output with numpy: every field
+The decoder works on a batch of frames (agent.capture.Frames: pcapy-ng's
+`next_batch` layout plus each frame's wire length) with numpy: every field
 of every packet in the batch is read by one vectorised gather, so Python does
 a fixed amount of work per batch rather than per packet.  The tests hold it
 to a plain per-packet decoder (tests/agent/reference.py).
 
 The counted length of a packet is its link-layer header plus the IP datagram
-length from the IP header (IPv4 total length; IPv6 40 + payload length): it
-does not depend on the snap length.
+length from the IP header (IPv4 total length; IPv6 40 + payload length), so
+it does not depend on the snap length and Ethernet padding is not counted;
+but when that length field is 0 (a TSO or BIG TCP super-packet, an IPv6
+jumbogram) or the stated length is more than the frame had on the wire, the
+wire length is counted instead (docs/formats.md).
 """
 
 from __future__ import annotations
@@ -63,7 +67,7 @@ class DecodeCounters:
     accounted: int = 0
     not_ip: int = 0  # ARP, unknown ethertype, too many VLAN tags
     truncated: int = 0  # link or IP header not fully captured
-    malformed: int = 0  # bad IP version, header length or total length
+    malformed: int = 0  # bad IP version or header length, total length below the header
     foreign: int = 0  # neither address is monitored
     local: int = 0  # both addresses are monitored
     filtered: int = 0  # dropped by match/nomatch
@@ -127,8 +131,13 @@ class Decoder:
 
     # -- batch path --------------------------------------------------------
 
-    def decode(self, pkts: bytes, meta: bytes) -> PacketBatch:
-        """Decode one `next_batch` result; return the accounted packets in order."""
+    def decode(self, pkts: bytes, meta: bytes, wire: np.ndarray) -> PacketBatch:
+        """Decode one batch; return the accounted packets in order.
+
+        PKTS and META are laid out as pcapy-ng's `next_batch` returns them
+        (packed frames; sec, usec, offset, captured length per frame); WIRE
+        holds each frame's length on the wire.
+        """
         m = np.frombuffer(meta, dtype=np.uint32).reshape(-1, 4)
         n = len(m)
         self.counters.packets += n
@@ -154,10 +163,12 @@ class Decoder:
         self.counters.truncated += int(np.count_nonzero((is4 & ~full4) | (is6 & ~full6)))
         first = buf[l3]
         ihl = (first & 15).astype(np.int64) * 4
-        iplen = w.be16[l3 + 2].astype(np.int64)
+        field = w.be16[l3 + 2].astype(np.int64)  # IPv4 total length
+        iplen = field
         if is6.any():  # IPv6: 40 + payload length, from another offset
-            iplen = np.where(is6, 40 + w.be16[l3 + 4].astype(np.int64), iplen)
-        good4 = full4 & (first >> 4 == 4) & (ihl >= 20) & (iplen >= ihl)
+            field = np.where(is6, w.be16[l3 + 4].astype(np.int64), field)
+            iplen = np.where(is6, 40 + field, field)
+        good4 = full4 & (first >> 4 == 4) & (ihl >= 20) & ((iplen >= ihl) | (field == 0))
         good6 = full6 & (first >> 4 == 6)
         self.counters.malformed += int(np.count_nonzero((full4 & ~good4) | (full6 & ~good6)))
 
@@ -193,7 +204,8 @@ class Decoder:
 
         sel = np.nonzero(acc)[0]
         self.counters.accounted += len(sel)
-        return PacketBatch(sec[sel], key[sel], (hdr + iplen)[sel])
+        return PacketBatch(sec[sel], key[sel], counted_length(hdr[sel], field[sel], iplen[sel],
+                                                              wire[sel]))
 
     def _count_sides(self, src_mon: np.ndarray, dst_mon: np.ndarray) -> None:
         self.counters.local += int(np.count_nonzero(src_mon & dst_mon))
@@ -260,6 +272,18 @@ class Decoder:
             inside = (pos >= start[which]) & (pos + width <= end[which])
             hit[which[inside]] = True
         return hit
+
+
+def counted_length(link: np.ndarray, field: np.ndarray, iplen: np.ndarray,
+                   wire: np.ndarray) -> np.ndarray:
+    """Return the lengths to count: LINK + IPLEN, or WIRE when FIELD is 0 or LINK + IPLEN exceeds WIRE.
+
+    LINK is the link-layer header's length, FIELD the IP header's length
+    field (IPv4 total length, IPv6 payload length), IPLEN the datagram
+    length it states, WIRE the frame's length on the wire.
+    """
+    stated = link + iplen
+    return np.where((field == 0) | (stated > wire), wire, stated)
 
 
 def _version_ethertype(version: np.ndarray) -> np.ndarray:

@@ -1,8 +1,11 @@
-"""Which capture device carries the monitored addresses (netifaces)."""
+"""Capture devices: which one carries the monitored addresses (netifaces), and whether it is up."""
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
+import socket
+import struct
 
 import netifaces
 
@@ -46,3 +49,20 @@ def find_device(addresses: list[str]) -> tuple[str, bool]:
     if on_subnet:
         return on_subnet[0], True
     raise ConfigError(f"config: could not find interface for '{addresses[0]}' in bpf string")
+
+
+_SIOCGIFFLAGS = 0x8913
+_IFF_UP = 0x1
+
+
+def interface_is_up(name: str) -> bool:
+    """Return whether the interface NAME exists in this network namespace and is up (IFF_UP)."""
+    if name == "any":
+        return True
+    request = struct.pack("16sH14x", name.encode()[:15], 0)
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            answer = fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS, request)
+    except OSError:
+        return False  # gone (a deleted veth, a VPN's tun between connections)
+    return bool(struct.unpack_from("H", answer, 16)[0] & _IFF_UP)

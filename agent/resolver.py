@@ -19,6 +19,9 @@ import dns.rdatatype
 import dns.reversename
 import dns.rrset
 
+from ncs.agent.log import Throttle
+from ncs.hostport import format_hostport
+
 # Bounds on how long a lookup result is kept. The floor stops a TTL of 0 (or a
 # hostile server) from turning every packet of a busy remote into a new query;
 # the ceiling keeps names from a huge TTL from outliving a week of renumbering.
@@ -29,6 +32,10 @@ MAX_TTL = 7 * 86400
 # the resolver's port cannot keep the capture loop from running; what is left
 # stays readable and is picked up on the next call.
 MAX_DATAGRAMS_PER_RECEIVE = 512
+
+# Queries offer EDNS answers up to this size (the DNS flag day's choice): a PTR set
+# of more than 512 bytes then arrives whole instead of truncated and empty.
+EDNS_PAYLOAD = 1232
 
 # A CNAME chain (RFC 2317 classless delegation) is followed at most this far.
 MAX_CNAME_CHAIN = 8
@@ -123,6 +130,7 @@ class ReverseResolver:
         self._in_flight: dict[int, _Query] = {}  # query id -> query
         self._in_flight_addresses: set[str] = set()
         self._random = random.SystemRandom()
+        self._log = Throttle()  # failures are logged where they happen, at most once a minute each
         family = socket.AF_INET6 if self._server_ip.version == 6 else socket.AF_INET
         self._socket = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -166,7 +174,8 @@ class ReverseResolver:
             address = next(iter(self._queued))
             qname = dns.reversename.from_address(address)
             query_id = self._free_id()
-            wire = dns.message.make_query(qname, dns.rdatatype.PTR, id=query_id).to_wire()
+            wire = dns.message.make_query(qname, dns.rdatatype.PTR, id=query_id, use_edns=0,
+                                          payload=EDNS_PAYLOAD).to_wire()
             try:
                 self._socket.sendto(wire, self.server)
             except OSError as exc:
@@ -174,6 +183,8 @@ class ReverseResolver:
                     break
                 del self._queued[address]
                 self.counters.failed += 1
+                self._log.warning("send", f"DNS: cannot send to {self._where()}: "
+                                          f"{exc.strerror or exc}")
                 taken.append(address)
                 continue
             del self._queued[address]
@@ -222,6 +233,8 @@ class ReverseResolver:
                 # An ICMP error queued on the socket (e.g. port unreachable)
                 # is reported once; the query it belongs to simply expires.
                 if exc.errno in _ICMP_ERRORS:
+                    self._log.warning(f"icmp{exc.errno}", f"DNS: {self._where()}: "
+                                                          f"{exc.strerror or exc}")
                     continue
                 return
 
@@ -296,7 +309,13 @@ class ReverseResolver:
                 self.counters.nxdomain += 1
                 return Answer(query.address, [":" + mname], now + _clamp_ttl(ttl))
         self.counters.failed += 1
+        self._log.warning(f"rcode{rcode}", f"DNS: {self._where()} answered "
+                                           f"{dns.rcode.to_text(rcode)} (no usable PTR answer)")
         return None
+
+    def _where(self) -> str:
+        """Return the server as HOST:PORT text, for messages."""
+        return format_hostport(*self.server)
 
     def expire(self, now: int) -> list[str]:
         """Forget queries outstanding for more than `timeout` seconds.
@@ -311,6 +330,9 @@ class ReverseResolver:
             self._in_flight_addresses.discard(query.address)
             addresses.append(query.address)
         self.counters.expired += len(addresses)
+        if addresses:
+            self._log.warning("expired", f"DNS: {self._where()}: {len(addresses)} queries unanswered "
+                                         f"after {self._timeout} s")
         return addresses
 
     def pending(self) -> int:

@@ -17,6 +17,8 @@ import traceback
 from ncs.agent.config import AgentConfig, config_as_yaml
 from ncs.agent.environment import Environment, check_environment
 from ncs.agent.errors import ConfigError
+from ncs.agent.log import configure as configure_log
+from ncs.agent.log import log, message_of
 from ncs.agent.pidfile import (
     AlreadyRunning,
     catches_signal,
@@ -30,6 +32,7 @@ from ncs.agent.pidfile import (
     signal_process,
     wait_for_exit,
 )
+from ncs.agent.statusnote import note_path, read_note
 from ncs.dumpport import BadAnswer, DumpPortError, NoAnswer, Unresolved, request_dump
 from ncs.files import FileId, file_id, is_fresh, wait_rewritten
 from ncs.hostport import format_hostport
@@ -92,6 +95,7 @@ def _start_checked(cfg: AgentConfig, env: Environment, to_stderr: bool, timeout:
         return EXIT_FAIL
     sys.stdout.flush()
     sys.stderr.flush()
+    log_start = _log_size(cfg)  # the log is appended to: this start's lines begin here
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:
@@ -104,7 +108,15 @@ def _start_checked(cfg: AgentConfig, env: Environment, to_stderr: bool, timeout:
     if not report.startswith("pid "):
         say(report.strip() or f"{cfg.name}: the daemon died before writing its pid file")
         return EXIT_FAIL
-    return _wait_ready(cfg, int(report.split()[1]), timeout, to_stderr)
+    return _wait_ready(cfg, int(report.split()[1]), timeout, to_stderr, log_start)
+
+
+def _log_size(cfg: AgentConfig) -> int:
+    """Return the daemon log's size now (0 if it does not exist yet)."""
+    try:
+        return os.path.getsize(log_path(cfg))
+    except OSError:
+        return 0
 
 
 def _become_daemon(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> None:
@@ -121,6 +133,7 @@ def _become_daemon(cfg: AgentConfig, env: Environment, to_stderr: bool, report_f
             os._exit(0)  # the first child exits; init adopts the grandchild
         os.chdir("/")  # do not keep a mount point busy
         _redirect_stdio(cfg, to_stderr)
+        configure_log(to_file=not to_stderr)
         status = _daemon_main(cfg, env, to_stderr, report_fd)
     except BaseException:  # the daemon must end here, whatever happened
         try:
@@ -132,15 +145,18 @@ def _become_daemon(cfg: AgentConfig, env: Environment, to_stderr: bool, report_f
 
 
 def _redirect_stdio(cfg: AgentConfig, to_stderr: bool) -> None:
-    """Point stdin and stdout at /dev/null and stderr at the log file (kept as is with -d)."""
+    """Point stdin and stdout at /dev/null and stderr at the log file, appended to (kept as is with -d).
+
+    The log is never truncated: the reason of the previous run's end stays.
+    """
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
     if not to_stderr:
-        log = os.open(log_path(cfg), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.dup2(log, 2)
-        os.close(log)
+        logfile = os.open(log_path(cfg), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(logfile, 2)
+        os.close(logfile)
 
 
 def _daemon_main(cfg: AgentConfig, env: Environment, to_stderr: bool, report_fd: int) -> int:
@@ -166,7 +182,7 @@ def run_with_pidfile_held(cfg: AgentConfig, env: Environment, to_stderr: bool, h
     try:
         return _run_capture(cfg, env, to_stderr)
     except ConfigError as err:
-        say(str(err))
+        log.error("%s", err)
         return EXIT_CONFIG
     finally:
         remove_pidfile(cfg.pid_path)
@@ -181,7 +197,7 @@ def _run_capture(cfg: AgentConfig, env: Environment, to_stderr: bool) -> int:
     return run_foreground(cfg, env, to_stderr=to_stderr)
 
 
-def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool) -> int:
+def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool, log_start: int) -> int:
     """Wait until daemon PID is ready (see _is_ready) or died; returns the exit status.
 
     Readiness is read from /proc, without the runner's help: a USR1 sent before
@@ -192,7 +208,7 @@ def _wait_ready(cfg: AgentConfig, pid: int, timeout: float, to_stderr: bool) -> 
     deadline = time.monotonic() + timeout
     while True:
         if not process_alive(pid):
-            say(_death_note(cfg, pid, to_stderr))
+            say(_death_note(cfg, pid, to_stderr, log_start))
             return EXIT_FAIL
         if read_pid(cfg.pid_path) == pid and _is_ready(cfg, pid):
             return EXIT_OK
@@ -215,13 +231,19 @@ def _is_ready(cfg: AgentConfig, pid: int) -> bool:
     return cfg.port is None or has_udp_port(pid, cfg.port) is not False
 
 
-def _death_note(cfg: AgentConfig, pid: int, to_stderr: bool) -> str:
-    """Return what to print when the daemon died while starting: its own last words if logged."""
+def _death_note(cfg: AgentConfig, pid: int, to_stderr: bool, log_start: int) -> str:
+    """Return what to print when the daemon died while starting: its own last words if logged.
+
+    Its words are the log's lines from LOG_START on (the log keeps earlier
+    runs' lines), without their time, pid and level.
+    """
     if to_stderr:
         return f"ncs-agent: {cfg.name} (pid {pid}) exited while starting"
     try:
-        with open(log_path(cfg), encoding="utf-8", errors="replace") as handle:
-            lines = [line.rstrip() for line in handle if line.strip()]
+        with open(log_path(cfg), "rb") as handle:
+            handle.seek(log_start)
+            text = handle.read().decode("utf-8", "replace")
+        lines = [message_of(line.rstrip()) for line in text.splitlines() if line.strip()]
     except OSError:
         lines = []
     if not lines:
@@ -279,12 +301,19 @@ def restart(cfg: AgentConfig, to_stderr: bool = False, timeout: float = 15.0) ->
 
 
 def status(cfg: AgentConfig) -> int:
-    """Print "<pid> <name> is running" (0) or "<name> not running" (3) on stdout."""
+    """Print "<pid> <name> is running" (0) or "<name> not running" (3) on stdout.
+
+    A running agent's note (for example that it waits for its interface to
+    come back) follows on a second line.
+    """
     pid = agent_pid(cfg)
     if pid is None:
         print(f"{cfg.name} not running", flush=True)
         return EXIT_NOT_RUNNING
     print(f"{pid} {cfg.name} is running", flush=True)
+    note = read_note(note_path(cfg))
+    if note is not None:
+        print(f"{cfg.name}: {note}", flush=True)
     return EXIT_OK
 
 

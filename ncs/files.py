@@ -35,6 +35,24 @@ def replace_file(path: str, chunks: Iterable[bytes], mode: int | None = None,
         raise
 
 
+def remove_stale_temporaries(path: str) -> list[tuple[str, int]]:
+    """Remove what an interrupted write of PATH left: PATH.tmp (replace_file's) and PATH.part.
+
+    PATH.part held the second half of a big agent dump in older versions.
+    Call it only where no other writer of PATH can be at work (a program's
+    start).  Returns the (name, size in bytes) of every file removed.
+    """
+    removed = []
+    for stale in (path + ".tmp", path + ".part"):
+        try:
+            size = os.lstat(stale).st_size
+            os.unlink(stale)
+        except FileNotFoundError:
+            continue
+        removed.append((stale, size))
+    return removed
+
+
 def mtime_ns(path: str) -> int:
     """Return PATH's modification time in nanoseconds, 0 if it does not exist."""
     try:

@@ -84,13 +84,16 @@ def keeps_payload(pf: PayloadFilter, data: bytes) -> bool:
     return not (pf.nomatch and pf.nomatch.lower() in region)
 
 
-def decode_one(dec: Decoder, data: bytes) -> tuple[int, int] | None:
-    """Decode one captured frame for DEC's link type and monitored addresses.
+def decode_one(dec: Decoder, data: bytes, wire: int | None = None) -> tuple[int, int] | None:
+    """Decode one captured frame, WIRE bytes long on the wire (default: as captured).
 
     Returns (remote key, counted length), or None if the frame is not
     accounted; updates DEC's counters as its batch decoder would (except
-    `packets`).
+    `packets`).  The counted length is the link header plus the length the
+    IP header states, unless that length field is 0 or the stated length is
+    more than WIRE: then WIRE.
     """
+    wire = len(data) if wire is None else wire
     found = _link_one(dec, data)
     if found is None:
         return None
@@ -102,11 +105,11 @@ def decode_one(dec: Decoder, data: bytes) -> tuple[int, int] | None:
             return None
         ihl = (data[l3] & 15) * 4
         total = struct.unpack_from("!H", data, l3 + 2)[0]
-        if data[l3] >> 4 != 4 or ihl < 20 or total < ihl:
+        if data[l3] >> 4 != 4 or ihl < 20 or 0 < total < ihl:
             counters.malformed += 1
             return None
         src, dst = data[l3 + 12:l3 + 16], data[l3 + 16:l3 + 20]
-        length = l3 + total
+        field, length = total, l3 + total
     else:
         if len(data) < l3 + 40:
             counters.truncated += 1
@@ -115,7 +118,10 @@ def decode_one(dec: Decoder, data: bytes) -> tuple[int, int] | None:
             counters.malformed += 1
             return None
         src, dst = data[l3 + 8:l3 + 24], data[l3 + 24:l3 + 40]
-        length = l3 + 40 + struct.unpack_from("!H", data, l3 + 4)[0]
+        field = struct.unpack_from("!H", data, l3 + 4)[0]
+        length = l3 + 40 + field
+    if field == 0 or length > wire:
+        length = wire
     sm, dm = src in dec.mon_set, dst in dec.mon_set
     if sm and dm:
         counters.local += 1

@@ -94,3 +94,40 @@ def test_replayed_flood_keeps_table_and_dns_queue_bounded(nsd_server, tmp_path):
     seven = got.records.get("198.51.100.7")
     assert seven is None or seven.N in ([], ["seven.example.com"])
     assert Path(str(out) + ".tmp").exists() is False
+
+
+def test_fragmented_answers_to_the_agent_are_not_counted(netlab, nsd_server, tmp_path):
+    """A PTR answer bigger than the link's MTU arrives in IP fragments: none of them is counted."""
+    a = netlab.add_host("a", "198.51.100.26", "2001:db8:100::26")
+    b = netlab.add_host("b", "198.51.100.27", "2001:db8:100::27")
+    names = [f"host-{i:02d}-with-a-rather-long-label.example.com" for i in range(15)]
+    server, port = nsd_server.start_reverse([Ptr(b.ipv4, names, 600)], host=netlab.root_ipv4)
+    # the answers leave the root namespace through the lab bridge: a small MTU there fragments them
+    subprocess.run(["ip", "link", "set", netlab.bridge, "mtu", "300"], check=True)
+    witness_file = tmp_path / "fragments.pcap"
+    witness = a.popen(["tcpdump", "-i", "eth0", "--immediate-mode", "-U", "-n", "-w", str(witness_file),
+                       f"src host {server} and ip[6:2] & 0x1fff != 0"], stderr=subprocess.PIPE, text=True)
+    assert "listening on" in witness.stderr.readline()
+    stats = tmp_path / "frag.stats"
+    agent = a.popen([AGENT, "run", "--bpf", f"host {a.ipv4}", "--device", "eth0",
+                     "--nameserver", f"{server}:{port}", "--stats", str(stats)],
+                    stderr=subprocess.PIPE, text=True)
+    read_until(agent.stderr, "capturing on eth0")
+    send_udp(b, a.ipv4)
+
+    def answered() -> bool:
+        dump_now(agent, stats)
+        dns = dict(item.split("=") for item in read_stats(str(stats)).header_value("dns").split())
+        return int(dns["answered"]) + int(dns["failed"]) + int(dns["nxdomain"]) >= 1
+
+    deadline = time.monotonic() + 20
+    while not answered():
+        assert time.monotonic() < deadline, "the name server's answer never came"
+        time.sleep(0.3)
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(timeout=15) == 0
+    witness.terminate()
+    witness.wait(timeout=10)
+    assert len(witness_file.read_bytes()) > 24, "the answer was not fragmented: the test proves nothing"
+    records = read_stats(str(stats)).records
+    assert set(records) == {b.ipv4}, f"the agent counted its own DNS answers: {records}"

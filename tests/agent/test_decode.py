@@ -8,9 +8,9 @@ import sys
 from collections import defaultdict
 
 import numpy as np
-import pcapy
 import pytest
 
+from ncs.agent.capture import Capture
 from ncs.agent.decode import Decoder, PayloadFilter
 from ncs.agent.keys import RemoteKeys
 from tests.agent.reference import decode_one
@@ -104,25 +104,32 @@ def test_stats_to_stdout(tmp_path):
     assert "'198.51.100.7'\t=> {" in res.stdout and res.stdout.endswith("  };\n}\n")
 
 
-def pack_batch(datas: list[bytes], secs: list[int] | None = None) -> tuple[bytes, bytes]:
-    """Lay frames out the way pcapy-ng's next_batch does: bytes + (sec, usec, off, caplen)."""
+def pack_batch(datas: list[bytes], secs: list[int] | None = None,
+               wires: list[int] | None = None) -> tuple[bytes, bytes, np.ndarray]:
+    """Lay frames out as a capture's Frames: bytes, (sec, usec, off, caplen), wire lengths.
+
+    WIRES defaults to the captured lengths (frames captured whole).
+    """
     meta, off = b"", 0
     for i, d in enumerate(datas):
         meta += struct.pack("=IIII", (secs or [1_700_000_000] * len(datas))[i], 0, off, len(d))
         off += len(d)
-    return b"".join(datas), meta
+    wire = np.array(wires if wires is not None else [len(d) for d in datas], dtype=np.int64)
+    return b"".join(datas), meta, wire
 
 
-def both_ways(linktype: int, datas: list[bytes], pf: PayloadFilter | None = None):
-    """Decode DATAS with the batch decoder and the per-packet one; return both results."""
+def both_ways(linktype: int, datas: list[bytes], pf: PayloadFilter | None = None,
+              wires: list[int] | None = None):
+    """Decode DATAS (WIRES long on the wire) with the batch decoder and the per-packet one."""
+    wires = wires if wires is not None else [len(d) for d in datas]
     batch_dec = Decoder(linktype, [ME4, ME6], RemoteKeys(), pf)
-    b = batch_dec.decode(*pack_batch(datas))
+    b = batch_dec.decode(*pack_batch(datas, wires=wires))
     keys = batch_dec.keys
     got_batch = [(keys.address(int(k)), int(n)) for k, n in zip(b.key, b.length, strict=True)]
     one_dec = Decoder(linktype, [ME4, ME6], RemoteKeys(), pf)
     got_one = []
-    for d in datas:
-        r = decode_one(one_dec, d)
+    for d, wire in zip(datas, wires, strict=True):
+        r = decode_one(one_dec, d, wire)
         if r is not None:
             got_one.append((one_dec.keys.address(r[0]), r[1]))
     counters_one = one_dec.counters.as_dict()
@@ -204,24 +211,21 @@ def test_cli_match_escape_end_to_end(tmp_path):
     assert stats.header_value("fragment") == "42 - 90"
 
 
-def test_pcapy_batches_match_per_packet_decoding(tmp_path):
-    """The same file read through pcapy-ng's next_batch, decoded both ways."""
+def test_capture_batches_match_per_packet_decoding(tmp_path):
+    """The same file read in batches by the agent's capture, decoded both ways."""
     frames = build(LINKTYPE_EN10MB, traffic(LINKTYPE_EN10MB) * 50)
     path = str(tmp_path / "b.pcap")
     write_pcap(path, LINKTYPE_EN10MB, frames, snaplen=64)
-    reader = pcapy.open_offline(path)
-    dec = Decoder(reader.datalink(), [ME4, ME6], RemoteKeys())
+    capture = Capture.open_file(path, "ip or ip6 or vlan")
+    dec = Decoder(capture.linktype, [ME4, ME6], RemoteKeys())
     got = []
-    while True:
-        pkts, meta = reader.next_batch(100)
-        if not meta:
-            break
-        b = dec.decode(pkts, meta)
+    while len(batch := capture.read_batch(100)):
+        b = dec.decode(batch.pkts, batch.meta, batch.wire)
         got += [(dec.keys.address(int(k)), int(n)) for k, n in zip(b.key, b.length, strict=True)]
     one = Decoder(1, [ME4, ME6], RemoteKeys())
     want = []
     for f in frames:
-        r = decode_one(one, f.data[:64])
+        r = decode_one(one, f.data[:64], f.wire_len)
         want.append((one.keys.address(r[0]), r[1]))
     assert got == want
     assert [n for _, n in got] == [f.counted_len for f in frames]
@@ -248,7 +252,8 @@ def test_bad_bpf_is_one_line_error(tmp_path):
 def test_uniform_batches_agree_with_per_packet_decoding():
     """Equal captured lengths (a fixed snap length on big packets), IPv4 and IPv6 mixed."""
     pk = [p for p in traffic(LINKTYPE_EN10MB) if len(p.payload) >= 100 and not p.vlans] * 20
-    cut = [f.data[:64] for f in build(LINKTYPE_EN10MB, pk)]
-    got_batch, got_one, cb, co = both_ways(LINKTYPE_EN10MB, cut)
+    whole = build(LINKTYPE_EN10MB, pk)
+    cut = [f.data[:64] for f in whole]
+    got_batch, got_one, cb, co = both_ways(LINKTYPE_EN10MB, cut, wires=[f.wire_len for f in whole])
     assert got_batch == got_one and cb == co
-    assert [n for _, n in got_batch] == [f.counted_len for f in build(LINKTYPE_EN10MB, pk)]
+    assert [n for _, n in got_batch] == [f.counted_len for f in whole]

@@ -38,11 +38,8 @@ def test_two_core_dump_equals_one_core_dump(tmp_path, monkeypatch, forks):
     cfg = AgentConfig(bpf=f"host {ME}", read=pcap, stats=str(tmp_path / "two.stats"), dns=False)
     capture = runner.Capture.open_file(pcap, cfg.bpf)
     agent = runner.Agent(cfg, capture, [ME])
-    while True:
-        pkts, meta = capture.read_batch()
-        if not meta:
-            break
-        agent.ingest(pkts, meta)
+    while len(frames := capture.read_batch()):
+        agent.ingest(frames)
     agent.write(agent.last_second)  # >= MIN_RECORDS records: two processes
     assert forks, "the dump was not written on two cores"
     monkeypatch.setattr(twocore, "MIN_RECORDS", 10 * n)

@@ -391,6 +391,37 @@ class NetLab:
         _ip(["route", "replace", f"{host.ipv4}/32", "dev", self.bridge])
         _ip(["-6", "route", "replace", f"{host.ipv6}/128", "dev", self.bridge])
 
+    def add_pair(self, ipv4_a: str, ipv4_b: str, ipv6_a: str, ipv6_b: str) -> tuple[NetnsHost, NetnsHost]:
+        """Create two hosts joined by one veth of their own, off the bridge; return them once usable.
+
+        Frames between them cross no bridge, so nothing in between (such as
+        the root namespace's br_netfilter, which drops malformed IP headers)
+        can change what one sends and the other receives.  Raises as add_host.
+        """
+        if self._closed:
+            raise RuntimeError(f"lab {self.bridge} was torn down")
+        pair = []
+        for v4, v6 in ((ipv4_a, ipv6_a), (ipv4_b, ipv6_b)):
+            n = next_id()
+            host = NetnsHost(netns=f"{NS_PREFIX}{os.getpid()}-{n}", ifname="eth0", ipv4=v4, ipv6=v6)
+            self.hosts.append(host)
+            remove_netns(host.netns)
+            _ip(["netns", "add", host.netns])
+            for key in ("all", "default"):
+                _run(["ip", "netns", "exec", host.netns, "sysctl", "-q", "-w",
+                      f"net.ipv6.conf.{key}.accept_dad=0", f"net.ipv6.conf.{key}.dad_transmits=0"])
+            pair.append(host)
+        a, b = pair
+        _ip(["-n", a.netns, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0", "netns", b.netns])
+        for host in pair:
+            _ip(["-n", host.netns, "link", "set", "lo", "up"])
+            _ip(["-n", host.netns, "addr", "add", f"{host.ipv4}/24", "dev", "eth0"])
+            _ip(["-n", host.netns, "-6", "addr", "add", f"{host.ipv6}/64", "dev", "eth0", "nodad"])
+            _ip(["-n", host.netns, "link", "set", "eth0", "up"])
+        for host in pair:
+            _wait_ready(host, "")
+        return a, b
+
     def teardown(self) -> None:
         """Kill every process of every host, delete namespaces, veths and the bridge; idempotent."""
         if self._closed:
@@ -401,7 +432,8 @@ class NetLab:
             for host in self.hosts:
                 host.stop_processes()
                 remove_netns(host.netns)
-                remove_link(host.veth)
+                if host.veth:  # hosts of add_pair have none: their veth goes with the namespace
+                    remove_link(host.veth)
             remove_link(self.bridge)
         finally:
             _machine_lock.release()
@@ -444,6 +476,8 @@ def _not_ready(host: NetnsHost) -> str:
         return f"{host.ifname} has no carrier"
     if "tentative" in inside:
         return f"{host.ifname} has a tentative IPv6 address"
+    if not host.veth:
+        return ""  # a host of add_pair: no bridge port
     port = _run(["bridge", "link", "show", "dev", host.veth], check=False).stdout
     if "state forwarding" not in port:
         return f"bridge port {host.veth} is not forwarding"
