@@ -31,10 +31,12 @@ class Field:
 #: The record's fields in the order the file lists them (the original's sorted keys).
 FIELDS: tuple[Field, ...] = (
     Field("B", int, "sum", "bytes since E"),
-    Field("C", int, "sum", "hits (packets that passed the filters) since E"),
+    Field("C", int, "sum", "packets (that passed the filters) since E"),
     Field("E", int, "max", "time of the last rate update; the first-seen time until then"),
+    Field("L", int, "max", "the second of the last packet (files without it: E, its best lower bound)",
+          default_from="E"),
     Field("N", list, "union", "reverse-DNS names, or [':soa.host'] after NXDOMAIN"),
-    Field("R", float, "sum", "hits per hour (decaying estimate)"),
+    Field("R", float, "sum", "packets per hour (decaying estimate)"),
     Field("S", int, "min", "start time of the data set (agent start or last HUP)"),
     Field("T", int, "max", "time the reverse-DNS name expires (0: never looked up)"),
     Field("W", float, "sum", "bytes per hour (decaying estimate)"),
