@@ -28,13 +28,14 @@ def test_domain_grouping_uses_the_public_suffix_list() -> None:
         "2001:db8::8": Record(W=5, E=NOW, N=[]),
     }), by="domain")
     by_label = {g.label: g for g in report.groups}
-    assert [m.address for m in by_label["example.co.uk"].members] == ["198.51.100.1", "203.0.113.2"]
+    # top talker first: 203.0.113.2's W is the larger
+    assert [m.address for m in by_label["example.co.uk"].members] == ["203.0.113.2", "198.51.100.1"]
     assert by_label["example.co.uk"].W == 10800 and by_label["example.co.uk"].E == NOW + 5
     assert [m.address for m in by_label["other.co.uk"].members] == ["198.51.100.3"]
     assert [m.address for m in by_label["example.com.au"].members] == ["192.0.2.4"]
     assert [m.address for m in by_label["soa-example.org"].members] == ["192.0.2.5"]
     # Unnamed and reverse-mapping-only addresses fall back to their prefix.
-    assert [m.address for m in by_label["192.0.2.0/24"].members] == ["192.0.2.6", "192.0.2.7"]
+    assert [m.address for m in by_label["192.0.2.0/24"].members] == ["192.0.2.7", "192.0.2.6"]
     assert [m.address for m in by_label["2001:db8::/64"].members] == ["2001:db8::8"]
     assert [g.label for g in report.groups][:2] == ["other.co.uk", "example.co.uk"]
 
@@ -56,13 +57,13 @@ def test_every_group_and_address_appears_and_totals_add_up() -> None:
         name = rng.choice([[], [f"h{i}.example.com"], [f"h{i}.example.org"], [f"n{i}.other.co.uk"]])
         records[a] = Record(R=rng.randrange(0, 10000), W=rng.randrange(0, 10**6), E=NOW - i, N=name)
     for by in ("prefix", "domain"):
-        report = make_report(stats(records), by=by)
+        report = make_report(stats(records), by=by, order="classic")
         seen = [m.address for g in report.groups for m in g.members]
         assert sorted(seen) == sorted(records)
         assert len(seen) == len(set(seen))
         assert len({g.label for g in report.groups}) == len(report.groups)
         assert report.totals.addresses == len(records)
-        assert report.totals.hits_per_minute == sum(r.R for r in records.values()) / 60
+        assert report.totals.packets_per_minute == sum(r.R for r in records.values()) / 60
         assert report.totals.bytes_per_second == sum(r.W for r in records.values()) / 3600
         keys = [(-int(g.W / 3600), g.members[0].key) for g in report.groups]
         assert keys == sorted(keys)
@@ -73,6 +74,26 @@ def test_every_group_and_address_appears_and_totals_add_up() -> None:
     prefix = make_report(stats(records), by="prefix")
     expected_nets = {".".join(a.split(".")[:3]) + ".0/24" for a in records}
     assert {g.label for g in prefix.groups} == expected_nets
+
+
+def test_top_talkers_first_from_the_first_minute() -> None:
+    """Before any rate folds (W = 0 everywhere), the window's bytes order groups and addresses."""
+    report = make_report(stats({
+        "198.51.100.1": Record(B=100, C=1, E=NOW, L=NOW),
+        "198.51.100.2": Record(B=600_000, C=420, E=NOW - 30, L=NOW),
+        "198.51.100.3": Record(B=5_000, C=9, E=NOW - 20, L=NOW - 2),
+        "203.0.113.9": Record(B=900_000, C=700, E=NOW - 30, L=NOW - 1),
+        "192.0.2.1": Record(B=10, C=1, E=NOW - 5, L=NOW - 5),
+    }))
+    assert [g.label for g in report.groups] == ["203.0.113.0/24", "198.51.100.0/24", "192.0.2.0/24"]
+    group = report.groups[1]
+    assert group.addresses == ["198.51.100.2", "198.51.100.3", "198.51.100.1"]
+    assert (group.B, group.C, group.L) == (605_100, 430, NOW)
+    t = report.totals
+    assert (t.B, t.C, t.L) == (1_505_110, 1131, NOW)
+    classic = make_report(stats({a: Record(B=b) for a, b in (("198.51.100.1", 1), ("198.51.100.2", 9))}),
+                          order="classic")
+    assert classic.groups[0].addresses == ["198.51.100.1", "198.51.100.2"]
 
 
 def test_ipv6_prefix_option() -> None:

@@ -1,0 +1,51 @@
+"""Command-line value types that refuse what is out of range, for every program's argparse parser.
+
+argparse calls the type with the option's text; a ValueError or
+argparse.ArgumentTypeError becomes the one-line usage error
+"PROG: argument --top: must be 0 or more, not -3" and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+
+
+def _range_text(low: float, high: float | None) -> str:
+    """Return how the allowed range is said: "0 or more", "between 0 and 32"."""
+    if high is None:
+        return f"{low:g} or more"
+    return f"between {low:g} and {high:g}"
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """Return an argparse type: an integer from LOW to HIGH (no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, not {value}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def bounded_float(low: float, high: float | None = None) -> Callable[[str], float]:
+    """Return an argparse type: a finite number from LOW to HIGH (no upper bound if None)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not math.isfinite(value) or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, not {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
