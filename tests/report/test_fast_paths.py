@@ -33,7 +33,7 @@ from ncs.twocore import MIN_RECORDS
 from tests.support.stats import StatsFile
 
 NOW = 1145923334
-PSL = PublicSuffixList()
+PSL = PublicSuffixList(only_icann=True)
 
 # Names that exercise the list's wildcard and exception rules, names directly
 # under a public suffix, and names that are no host names at all.

@@ -104,3 +104,46 @@ def test_ipv6_prefix_option() -> None:
     }), v6_prefix=48)
     assert [g.label for g in report.groups] == ["2001:db8::/48", "2001:db8:1::/48"]
     assert len(report.groups[0].members) == 2
+
+
+# Reverse names as they come back from real networks, and the group each
+# belongs in: cloud providers and CDNs under the provider (the list's ICANN
+# section only), ISPs' dynamic ranges under the ISP, NXDOMAIN ":soa" names by
+# the SOA host, IDNs in their ACE form ("xn--") by the rules of their TLD.
+REAL_WORLD_NAMES = [
+    ("ec2-3-1-2-3.compute-1.amazonaws.com", "amazonaws.com"),
+    ("ec2-52-28-1-2.eu-central-1.compute.amazonaws.com", "amazonaws.com"),
+    ("server-13-32-1-2.fra50.r.cloudfront.net", "cloudfront.net"),
+    ("h765-45.cloudflare.net", "cloudflare.net"),
+    ("a23-45-67-89.deploy.static.akamaitechnologies.com", "akamaitechnologies.com"),
+    ("1.2.3.4.bc.googleusercontent.com", "googleusercontent.com"),
+    ("lb-140-82-112-3-iad.github.com", "github.com"),
+    ("x.blogspot.com", "blogspot.com"),
+    ("static.1.2.3.4.clients.your-server.de", "your-server.de"),
+    ("c-73-15-2-1.hsd1.ca.comcast.net", "comcast.net"),
+    ("p5b0c2d3e.dip0.t-ipconnect.de", "t-ipconnect.de"),
+    ("cpe-1-2-3-4.nyc.res.rr.com", "rr.com"),
+    ("host81-1-2-3.range81-1.btcentralplus.com", "btcentralplus.com"),
+    ("dynamic-78-8-1-2.adsl.eunet.rs", "eunet.rs"),
+    ("ppp-1-2-3-4.dsl.example.co.uk", "example.co.uk"),
+    ("203-0-113-9.static.tpgi.com.au", "tpgi.com.au"),
+    ("softbank126001002003.bbtec.net", "bbtec.net"),
+    (":ns1.amazonaws.com", "amazonaws.com"),
+    (":a.root-servers.net", "root-servers.net"),
+    ("mail.xn--mnchen-3ya.de", "xn--mnchen-3ya.de"),
+    ("www.example.xn--p1ai", "example.xn--p1ai"),
+    ("host.city.kawasaki.jp", "city.kawasaki.jp"),
+    ("Upper.Case.Example.COM.", "example.com"),
+]
+
+
+def test_real_world_reverse_names_group_under_their_provider() -> None:
+    records = {f"198.51.100.{i + 1}": Record(W=i, E=NOW, N=[name])
+               for i, (name, _) in enumerate(REAL_WORLD_NAMES)}
+    report = make_report(stats(records), by="domain")
+    group_of = {m.address: g.label for g in report.groups for m in g.members}
+    for i, (name, domain) in enumerate(REAL_WORLD_NAMES):
+        assert (name, group_of[f"198.51.100.{i + 1}"]) == (name, domain)
+        assert registrable_domain(name) == domain
+    amazon = next(g for g in report.groups if g.label == "amazonaws.com")
+    assert amazon.count == 3  # two EC2 hosts and the NXDOMAIN answer's SOA host
