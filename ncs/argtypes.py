@@ -1,7 +1,8 @@
-"""Command-line value types that refuse what is out of range, for every program's argparse parser.
+"""Command-line parsing shared by the programs: value types that refuse what is out of range,
+and a parser whose usage errors are one line.
 
-argparse calls the type with the option's text; a ValueError or
-argparse.ArgumentTypeError becomes the one-line usage error
+argparse calls the type with the option's text; an ArgumentTypeError
+becomes, through `OneLineParser`, the line
 "PROG: argument --top: must be 0 or more, not -3" and exit status 2.
 """
 
@@ -10,6 +11,13 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, "PROG: message", exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: {message}\n")
 
 
 def _range_text(low: float, high: float | None) -> str:

@@ -14,7 +14,7 @@ import sys
 from typing import IO
 
 from ncs import __version__, gcpause
-from ncs.argtypes import bounded_float, bounded_int
+from ncs.argtypes import OneLineParser, bounded_float, bounded_int
 from ncs.hostport import parse_hostport
 from ncs.report.cache import Served, WebOptions, serve
 from ncs.report.group import (
@@ -37,12 +37,6 @@ PROG = "ncs-report"
 
 class UsageError(Exception):
     """A bad combination of options; str() is the one-line reason."""
-
-
-class _Parser(argparse.ArgumentParser):
-    # argparse prints usage and exits 2 itself; keep that but make it one line.
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{PROG}: {message}\n")
 
 
 EXAMPLES = """\
@@ -99,14 +93,14 @@ def _add_watch_options(p: argparse.ArgumentParser) -> None:
     live = p.add_argument_group("live view")
     live.add_argument("--watch", action="store_true",
                       help="refresh the table in place every --interval seconds, from the agent "
-                           "(--update) or by re-reading the file; Ctrl-C ends it")
+                           "(--update) or by re-reading the file; Ctrl-C ends it (default: off)")
     live.add_argument("--interval", type=bounded_float(0.2), default=2.0, metavar="SECONDS",
                       help="seconds between refreshes of --watch (default: %(default)g)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ncs-report."""
-    p = _Parser(prog=PROG, description="report per-remote-IP traffic statistics from a stats file",
+    p = OneLineParser(prog=PROG, description="report per-remote-IP traffic statistics from a stats file",
                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     _add_grouping_options(p)

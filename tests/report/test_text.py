@@ -146,3 +146,39 @@ def test_bad_values_are_refused_with_one_line(tmp_path: Path, args: list[str], m
     assert result.returncode == 2
     assert result.stderr == f"ncs-report: {message}\n"
     assert result.stdout == ""
+
+
+def test_every_option_of_every_program_says_its_default() -> None:
+    """--help of the three programs: each option with a value names its default."""
+    import argparse
+
+    from ncs.agent.cli import build_parser as agent_parser
+    from ncs.coalesce.cli import build_parser as coalesce_parser
+    from ncs.report.cli import build_parser as report_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    for build in (agent_parser, coalesce_parser, report_parser):
+        for parser in parsers(build()):
+            for action in parser._actions:
+                if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                    continue
+                if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                    continue
+                assert "default" in action.help, (parser.prog, action.option_strings)
+
+
+def test_agent_options_before_the_verb_get_a_hint() -> None:
+    import subprocess
+
+    from .helpers import VENV_BIN
+
+    r = subprocess.run([str(VENV_BIN / "ncs-agent"), "--bpf", "host 192.0.2.1", "run"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == "ncs-agent: --bpf is an option of the verb; put it after the verb: ncs-agent run --bpf ...\n"
