@@ -27,33 +27,28 @@ def _range_text(low: float, high: float | None) -> str:
     return f"between {low:g} and {high:g}"
 
 
-def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
-    """Return an argparse type: an integer from LOW to HIGH (no upper bound if None)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, not {value}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
-
-
-def bounded_float(low: float, high: float | None = None) -> Callable[[str], float]:
-    """Return an argparse type: a finite number from LOW to HIGH (no upper bound if None)."""
+def _bounded(convert: Callable[[str], float], kind: str, low: float,
+             high: float | None) -> Callable[[str], float]:
+    """Return an argparse type: CONVERT's value of the text, finite, from LOW to HIGH."""
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = convert(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+            raise argparse.ArgumentTypeError(f"not a {kind}: {text!r}") from None
         if not math.isfinite(value) or value < low or (high is not None and value > high):
             raise argparse.ArgumentTypeError(f"must be {_range_text(low, high)}, not {text}")
         return value
 
-    parse.__name__ = "number"
+    parse.__name__ = kind
     return parse
+
+
+def bounded_int(low: int, high: int | None = None) -> Callable[[str], int]:
+    """Return an argparse type: an integer from LOW to HIGH (no upper bound if None)."""
+    return _bounded(int, "whole number", low, high)  # type: ignore[return-value]
+
+
+def bounded_float(low: float, high: float | None = None) -> Callable[[str], float]:
+    """Return an argparse type: a finite number from LOW to HIGH (no upper bound if None)."""
+    return _bounded(float, "number", low, high)

@@ -20,12 +20,8 @@ from rich.console import Group as RichGroup
 from rich.table import Table
 from rich.text import Text
 
+from ncs.report import display
 from ncs.report.display import (
-    BYTES_PER_SECOND,
-    LAST_SEEN,
-    PACKETS_PER_MINUTE,
-    WINDOW_BYTES,
-    WINDOW_PACKETS,
     bytes_text,
     clock_time,
     count_text,
@@ -66,12 +62,12 @@ class Column:
 #: The numeric columns in display order; `keep` decides which stay on a narrow terminal.
 COLUMNS = (
     Column("IPs", lambda r, total, now: "" if r.count is None else count_text(r.count), 1),
-    Column(PACKETS_PER_MINUTE.replace("/", "\n/"), lambda r, total, now: count_text(r.R / 60), 3),
-    Column(BYTES_PER_SECOND, lambda r, total, now: rate_text(r.W), 7),
+    Column(display.PACKETS_PER_MINUTE.replace("/", "\n/"), lambda r, total, now: count_text(r.R / 60), 3),
+    Column(display.BYTES_PER_SECOND, lambda r, total, now: rate_text(r.W), 7),
     Column("share", lambda r, total, now: f"{share(r.W, total):.1f}%", 2),
-    Column("window\n" + WINDOW_PACKETS, lambda r, total, now: count_text(r.C), 4),
-    Column("window\n" + WINDOW_BYTES, lambda r, total, now: bytes_text(r.B), 6),
-    Column(LAST_SEEN.replace(" ", "\n"), lambda r, total, now: clock_time(r.L, now), 5),  # LAST_SEEN_KEEP
+    Column("window\n" + display.WINDOW_PACKETS, lambda r, total, now: count_text(r.C), 4),
+    Column("window\n" + display.WINDOW_BYTES, lambda r, total, now: bytes_text(r.B), 6),
+    Column(display.LAST_SEEN.replace(" ", "\n"), lambda r, total, now: clock_time(r.L, now), 5),  # LAST_SEEN_KEEP
 )
 LAST_SEEN_KEEP = 5
 #: Width a numeric column takes at most (cell text and padding).
