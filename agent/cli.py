@@ -10,6 +10,7 @@ from ncs.agent import verbs
 from ncs.agent.config import KEYS, AgentConfig, load_config, resolve_config
 from ncs.agent.errors import ConfigError
 from ncs.agent.log import configure as configure_log
+from ncs.argtypes import bounded_float
 
 # Config keys set by an option of their own name (--max-hosts for max_hosts),
 # with the help text and default of the key table; the value is checked like
@@ -26,7 +27,7 @@ def option_help(key: str) -> str:
     """Return the help text of config key KEY, with its default when it has one."""
     entry = KEYS[key]
     if entry.default in (None, ""):
-        return entry.help
+        return f"{entry.help} (default: none)"
     default = ", ".join(entry.default) if isinstance(entry.default, list) else entry.default
     return f"{entry.help} (default: {default})"
 
@@ -34,11 +35,11 @@ def option_help(key: str) -> str:
 def _add_common(p: argparse.ArgumentParser, suppress: bool) -> None:
     """Add -c, --name and -d; on a verb they default to SUPPRESS so the global ones stay."""
     default = argparse.SUPPRESS if suppress else None
-    p.add_argument("-c", "--config", default=default, help="YAML config file")
+    p.add_argument("-c", "--config", default=default, help="YAML config file (default: none)")
     p.add_argument("--name", default=default, help=option_help("name"))
     p.add_argument("-d", dest="debug", action="store_true",
                    default=argparse.SUPPRESS if suppress else False,
-                   help="write dumps to stderr instead of the stats file")
+                   help="write dumps to stderr instead of the stats file (default: off)")
 
 
 def _add_config_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
@@ -54,9 +55,37 @@ def _add_config_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None
                        help=option_help("dns"))
 
 
+GLOBAL_OPTIONS = ("-c", "--config", "--name", "-d", "-h", "--help", "--version")
+EXAMPLES = """\
+examples:
+  ncs-agent run --read samples/sample.pcap --bpf 'host 198.51.100.10' --no-dns --stats demo-out/x.stats
+  ncs-agent run --bpf 'host 192.0.2.10' --port 10004 --stats demo-out/live.stats   (as root)
+  ncs-agent -c /etc/ncs/web.yaml start
+  ncs-agent -c /etc/ncs/web.yaml dump --wait --print
+
+options of a verb go after it: ncs-agent run --bpf ..., not ncs-agent --bpf ... run
+"""
+
+
+def misplaced_option(argv: list[str]) -> str | None:
+    """Return a one-line hint when an option of a verb comes before the verb, else None."""
+    verbs = ("run", "start", "stop", "restart", "status", "dump", "config")
+    for i, word in enumerate(argv):
+        if word in verbs and (i == 0 or argv[i - 1] not in ("-c", "--config", "--name")):
+            return None
+        option = word.split("=", 1)[0]
+        if option.startswith("-") and option not in GLOBAL_OPTIONS:
+            verb = next((w for w in argv[i:] if w in verbs), "run")
+            return (f"ncs-agent: {option} is an option of the verb; put it after the verb: "
+                    f"ncs-agent {verb} {option} ...")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser for every verb."""
-    parser = argparse.ArgumentParser(prog="ncs-agent", description="per-remote-IP traffic statistics")
+    parser = argparse.ArgumentParser(prog="ncs-agent", description="per-remote-IP traffic statistics",
+                                     epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ncs-agent {__version__}")
     _add_common(parser, suppress=False)
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
@@ -78,14 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--read", metavar="FILE", help=option_help("read"))
         if verb in ("start", "restart", "stop", "dump"):
             default = {"stop": 15.0, "restart": 15.0}.get(verb, 30.0)
-            p.add_argument("--timeout", type=float, default=default, metavar="S",
-                           help=f"seconds to wait (default {default:g})")
+            p.add_argument("--timeout", type=bounded_float(0.1), default=default, metavar="S",
+                           help=f"seconds to wait (default: {default:g})")
         if verb == "dump":
-            p.add_argument("--wait", action="store_true", help="wait until the stats file is rewritten")
-            p.add_argument("--max-age", dest="max_age", type=float, metavar="S",
-                           help="do nothing if the stats file is younger than S seconds")
+            p.add_argument("--wait", action="store_true",
+                           help="wait until the stats file is rewritten (default: off)")
+            p.add_argument("--max-age", dest="max_age", type=bounded_float(0), metavar="S",
+                           help="do nothing if the stats file is younger than S seconds (default: always dump)")
             p.add_argument("--print", dest="print_file", action="store_true",
-                           help="then copy the stats file to stdout")
+                           help="then copy the stats file to stdout (default: off)")
     return parser
 
 
@@ -125,6 +155,10 @@ def dispatch(args: argparse.Namespace, cfg: AgentConfig) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ncs-agent; returns the exit status (2 for an invalid configuration)."""
+    hint = misplaced_option(sys.argv[1:] if argv is None else argv)
+    if hint:
+        print(hint, file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     configure_log()
     try:

@@ -121,6 +121,7 @@ class StatsTable:
         self.B = grown(self.B if old else None, np.int64)
         self.C = grown(self.C if old else None, np.int64)
         self.E = grown(self.E if old else None, np.int64)
+        self.L = grown(self.L if old else None, np.int64)
         self.T = grown(self.T if old else None, np.int64)
         self.R = grown(self.R if old else None, np.float64)
         self.W = grown(self.W if old else None, np.float64)
@@ -175,6 +176,7 @@ class StatsTable:
         self._existing_packet(now, row, length)
 
     def _existing_packet(self, now: int, row: int, length: int) -> None:
+        self.L[row] = now
         E, C = int(self.E[row]), int(self.C[row])
         if now < E + FOLD_AFTER or (E == self.start and C < MIN_HITS):
             self.B[row] += length
@@ -218,6 +220,7 @@ class StatsTable:
         counts = np.bincount(group, minlength=n)[first_rep].astype(np.int64)
         sums = np.bincount(group, weights=lengths, minlength=n)[first_rep].astype(np.int64)
         E, C = self.E[r], self.C[r]
+        self.L[r] = now
         accumulate = now < E + FOLD_AFTER
         young = ~accumulate & (E == self.start) & (C < MIN_HITS)
         fold = ~accumulate & ~young
@@ -263,6 +266,7 @@ class StatsTable:
         self.B[at] = sums
         self.C[at] = counts
         self.E[at] = now
+        self.L[at] = now
         if not fresh:
             self.T[at] = 0
             self.R[at] = 0.0
@@ -360,9 +364,9 @@ class StatsTable:
         lo = keys.copy()
         if is6.any():
             hi[is6], lo[is6] = self.keys.v6_halves(keys[is6])
-        numbers = {"B": self.B[rows], "C": self.C[rows], "E": self.E[rows], "R": self.R[rows],
-                   "S": np.full(len(rows), self.start, np.int64), "T": self.T[rows],
-                   "W": self.W[rows]}
+        numbers = {"B": self.B[rows], "C": self.C[rows], "E": self.E[rows], "L": self.L[rows],
+                   "R": self.R[rows], "S": np.full(len(rows), self.start, np.int64),
+                   "T": self.T[rows], "W": self.W[rows]}
         get = self.names.get
         names = [get(row, NO_NAMES) for row in rows.tolist()] if self.names else [NO_NAMES] * len(rows)
         return StatsColumns([], AddressKeys(is6, hi, lo), numbers, names)

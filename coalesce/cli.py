@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 
 from ncs import __version__
+from ncs.argtypes import OneLineParser, bounded_int
 from ncs.coalesce.composite import Failure, Source, composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
@@ -28,20 +29,28 @@ REPORT_FORMATS = ("table", "text", "html", "cgi", "json")
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of ncs-coalesce."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="ncs-coalesce",
-        description="fetch ncs stats from many hosts over SSH and merge them into one composite")
+        description="fetch ncs stats from many hosts over SSH and merge them into one composite",
+        epilog="examples:\n  ncs-coalesce -i inventory.yaml --format html --output /var/lib/ncs/all.stats\n"
+               "  ncs-coalesce -i inventory.yaml --force -q",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=f"ncs-coalesce {__version__}")
-    p.add_argument("-i", "--inventory", default="inventory.yaml", help="inventory file (YAML)")
-    p.add_argument("-j", "--jobs", type=int, help="hosts fetched at once (default: inventory 'jobs', 8)")
+    p.add_argument("-i", "--inventory", default="inventory.yaml",
+                   help="inventory file (YAML; default: %(default)s)")
+    p.add_argument("-j", "--jobs", type=bounded_int(1),
+                   help="hosts fetched at once (default: inventory 'jobs', 8)")
     p.add_argument("-o", "--output", help="composite stats file (default: inventory 'cache')")
     p.add_argument("--format", choices=REPORT_FORMATS,
-                   help="also print the report of the composite in this ncs-report format")
+                   help="also print the report of the composite in this ncs-report format "
+                        "(default: no report)")
     p.add_argument("--by", choices=("prefix", "domain"), default="prefix",
-                   help="report grouping (with --format)")
-    p.add_argument("--force", action="store_true", help="fetch even if the composite is fresh")
-    p.add_argument("--no-progress", action="store_true", help="no progress display on a terminal")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only failures")
+                   help="report grouping, with --format (default: %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help="fetch even if the composite is fresh (default: off)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress display on a terminal (default: shown on a terminal)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only failures (default: off)")
     return p
 
 
@@ -61,8 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     except InventoryError as err:
         return _fail(str(err), EXIT_USAGE)
     if args.jobs is not None:
-        if args.jobs < 1:
-            return _fail("--jobs: must be at least 1", EXIT_USAGE)
         inv.jobs = args.jobs
     output = args.output or inv.cache
     if not output:

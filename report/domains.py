@@ -1,4 +1,9 @@
-"""Registrable domains of host names by the Public Suffix List, memoised per parent domain.
+"""Registrable domains of host names by the ICANN section of the Public Suffix List, memoised per parent.
+
+Only the ICANN section: its private section lists the zones where cloud
+providers and CDNs hand out names (compute-1.amazonaws.com, cloudfront.net,
+...), which would make every reverse name there a "domain" of its own;
+without it they group under the provider (amazonaws.com, cloudfront.net).
 
 `registrable_domain` answers for one name.  `DomainFinder` answers for a
 million: most host names sit under a parent (`h1.example.com` under
@@ -28,12 +33,12 @@ _MISSING = object()
 
 @lru_cache(maxsize=1)
 def suffix_list():  # -> publicsuffixlist.PublicSuffixList
-    """Return the Public Suffix List (the package's bundled copy), loaded once."""
+    """Return the ICANN section of the Public Suffix List (the package's bundled copy), loaded once."""
     # Imported and parsed only when grouping by domain: the bundled list
     # works offline and loading it takes a noticeable fraction of a second.
     from publicsuffixlist import PublicSuffixList
 
-    return PublicSuffixList()
+    return PublicSuffixList(only_icann=True)
 
 
 def host_of(name: str) -> str | None:
@@ -84,7 +89,7 @@ def hosts_of(names: list[str]) -> list[str | None]:
 
 
 def registrable_domain(name: str) -> str | None:
-    """Return the registrable domain of NAME by the Public Suffix List, lower-cased.
+    """Return the registrable domain of NAME by the list's ICANN section, lower-cased.
 
     None when `host_of(NAME)` is None (the caller groups such addresses by
     prefix).  A name that is itself a public suffix or has a single label is

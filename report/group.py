@@ -1,10 +1,20 @@
 """Grouping of stats records by network prefix or by registrable domain, ordering and totals.
 
-A report is a list of groups: each group holds its
-addresses in ascending order, the sums of their R and W and their latest E.
-Groups are ordered by bytes per second, `int(W/3600)`, descending; ties go to
-the group whose first address is lower.  Every record lands in exactly one
-group, so the groups always add up to the totals.
+A report is a list of groups: each group holds its addresses, the sums of
+their R and W and of their current windows (C packets and B bytes since E),
+their latest E and their latest last-seen time L.  Every record lands in
+exactly one group, so the groups always add up to the totals.
+
+Two orders (`ORDERS`):
+
+* "classic", the original report's: groups by bytes per second,
+  `int(W/3600)`, descending, ties to the group whose first address is
+  lower; addresses ascending within a group.
+* "bandwidth", for the reports a person reads (table, HTML, JSON): the same,
+  but ties are broken by the window's bytes first (so in the first five
+  minutes, before any rate folds, the top talkers still come first), and
+  within a group the addresses are ordered the same way: W, then B,
+  descending, then ascending address.
 
 The work is done on numpy columns (see `report.addresses`): the records are
 put in address order once, each record gets a group number, one stable sort
@@ -29,6 +39,7 @@ from ncs.stats.record import Record
 
 __all__ = [
     "CHUNK_ADDRESSES",
+    "ORDERS",
     "DEFAULT_V4_PREFIX",
     "DEFAULT_V6_PREFIX",
     "Group",
@@ -45,6 +56,9 @@ __all__ = [
 #: Default prefix lengths of a group: IPv4 /24, IPv6 /64.
 DEFAULT_V4_PREFIX = 24
 DEFAULT_V6_PREFIX = 64
+
+#: The orders of a report (see the module docstring).
+ORDERS = ("bandwidth", "classic")
 
 #: About how many addresses the text and JSON renderers format and write at once.
 CHUNK_ADDRESSES = 16384
@@ -93,12 +107,13 @@ class MemberView(Sequence[Member]):
 
 @dataclass(slots=True, eq=False)
 class Group:
-    """A report group: its label, its members (ascending) and their sums.
+    """A report group: its label, its members (in the report's order) and their sums.
 
     `label` is the network ("198.51.100.0/24") or the registrable domain
-    ("example.co.uk"); `domain` is None for a network.  R and W are the sums
-    of the members' R and W, E the latest of their E.  The members are rows
-    `start` to `stop` of `table`, shared by all groups of a report.
+    ("example.co.uk"); `domain` is None for a network.  R, W, B and C are the
+    sums of the members' values (floats), E and L the latest of theirs.  The
+    members are rows `start` to `stop` of `table`, shared by all groups of a
+    report.
     """
 
     domain: str | None
@@ -108,6 +123,9 @@ class Group:
     R: float = 0.0
     W: float = 0.0
     E: int = 0
+    B: float = 0.0
+    C: float = 0.0
+    L: int = 0
     #: prefix lengths of a network label (IPv4, IPv6)
     prefixes: tuple[int, int] = (DEFAULT_V4_PREFIX, DEFAULT_V6_PREFIX)
     _label: str | None = field(default=None, repr=False)
@@ -132,12 +150,12 @@ class Group:
 
     @property
     def members(self) -> MemberView:
-        """Return the members (address, key, record), ascending, made on demand."""
+        """Return the members (address, key, record) in the report's order, made on demand."""
         return MemberView(self.table, self.start, self.stop)
 
     @property
     def addresses(self) -> list[str]:
-        """Return the address texts, ascending."""
+        """Return the address texts, in the report's order."""
         return self.table.addresses[self.start:self.stop]
 
     @property
@@ -157,7 +175,7 @@ class Group:
 
     @property
     def first_key(self) -> int:
-        """Return the sort key of the group's lowest address."""
+        """Return the sort key of the group's first member (any member's network is the group's)."""
         return self.table.keys.key(self.start)
 
     @property
@@ -168,14 +186,21 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Totals:
-    """Report totals: hits per minute, bytes per second, number of addresses and groups."""
+    """Report totals: packets per minute, bytes per second, addresses, groups, the windows' sums.
 
-    hits_per_minute: float
+    B and C are the sums of the current windows (bytes, packets), L the
+    latest last-seen time (0 for an empty report).
+    """
+
+    packets_per_minute: float
     bytes_per_second: float
     addresses: int
     groups: int
     R: float
     W: float
+    B: float = 0.0
+    C: float = 0.0
+    L: int = 0
 
 
 @dataclass(slots=True)
@@ -191,6 +216,7 @@ class Report:
     v6_prefix: int
     groups: list[Group]
     totals: Totals
+    order: str = "bandwidth"
 
 
 class GroupingError(ValueError):
@@ -306,7 +332,7 @@ def _group_sums(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> li
 
 
 def _group_latest(column: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> list[int]:
-    """Return the latest value of the E COLUMN in each slice (0 if none is later than 0)."""
+    """Return the latest value of a time COLUMN (E, L) in each slice (0 if none is later than 0)."""
     if len(starts) == 0:
         return []
     if column.dtype == np.int64:
@@ -322,13 +348,29 @@ def _group_latest(column: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> 
     return latest
 
 
-def _order(ws: list[float], first_rows: np.ndarray) -> list[int]:
-    """Return group indices by int(W/3600) descending, then by first row ascending."""
+def _order(ws: list[float], first_rows: np.ndarray, bs: list[float] | None = None) -> list[int]:
+    """Return group indices by int(W/3600) descending, then by BS (if given) descending,
+    then by first row ascending."""
     w = np.array(ws, dtype=np.float64)
+    b = np.zeros(len(ws)) if bs is None else np.nan_to_num(np.array(bs, dtype=np.float64))
     if np.isfinite(w).all():
-        return np.lexsort((first_rows, -np.trunc(w / 3600.0))).tolist()
-    firsts = first_rows.tolist()
-    return sorted(range(len(ws)), key=lambda i: (-_rate(ws[i]), firsts[i]))
+        return np.lexsort((first_rows, -b, -np.trunc(w / 3600.0))).tolist()
+    firsts, tie = first_rows.tolist(), b.tolist()
+    return sorted(range(len(ws)), key=lambda i: (-_rate(ws[i]), -tie[i], firsts[i]))
+
+
+def _by_bandwidth_within(table: StatsColumns, starts: np.ndarray, stops: np.ndarray) -> StatsColumns:
+    """Return TABLE with each slice's rows ordered by W, then B, descending, then as they were.
+
+    The slices (groups) keep their places, so STARTS and STOPS still hold.
+    """
+    n = len(table)
+    if n == 0 or len(starts) == n:
+        return table  # every group holds one address
+    group = np.repeat(np.arange(len(starts)), stops - starts)
+    w = np.nan_to_num(_float_column(table.column("W")), nan=0.0)
+    b = np.nan_to_num(_float_column(table.column("B")), nan=0.0)
+    return table.take(np.lexsort((np.arange(n), -b, -w, group)))
 
 
 def chunk_groups(groups: list[Group], addresses: int) -> Iterator[list[Group]]:
@@ -346,11 +388,13 @@ def chunk_groups(groups: list[Group], addresses: int) -> Iterator[list[Group]]:
 
 
 def compute_totals(groups: list[Group]) -> Totals:
-    """Return the totals over all GROUPS: sum(R)/60, sum(W)/3600, address and group counts."""
+    """Return the totals over all GROUPS: sum(R)/60, sum(W)/3600, counts, the windows' sums, latest L."""
     r_sum = sum(g.R for g in groups)
     w_sum = sum(g.W for g in groups)
     count = sum(g.count for g in groups)
-    return Totals(r_sum / 60, w_sum / 3600, count, len(groups), r_sum, w_sum)
+    return Totals(r_sum / 60, w_sum / 3600, count, len(groups), r_sum, w_sum,
+                  sum(g.B for g in groups), sum(g.C for g in groups),
+                  max((g.L for g in groups), default=0))
 
 
 def make_report(
@@ -358,14 +402,17 @@ def make_report(
     by: str = "prefix",
     v4_prefix: int = DEFAULT_V4_PREFIX,
     v6_prefix: int = DEFAULT_V6_PREFIX,
+    order: str = "bandwidth",
 ) -> Report:
-    """Return the grouped and ordered Report of the table STATS.
+    """Return the grouped Report of the table STATS in ORDER ("bandwidth" or "classic").
 
-    Raises GroupingError for a bad prefix length or grouping, ValueError for a
-    record key that is not an IP address.
+    Raises GroupingError for a bad prefix length, grouping or order,
+    ValueError for a record key that is not an IP address.
     """
     if by not in ("prefix", "domain"):
         raise GroupingError(f"unknown grouping {by!r} (prefix or domain)")
+    if order not in ORDERS:
+        raise GroupingError(f"unknown order {order!r} ({' or '.join(ORDERS)})")
     check_prefixes(v4_prefix, v6_prefix)
     table = stats.ascending()
     runs = table.keys.network_runs(v4_prefix, v6_prefix)
@@ -373,11 +420,17 @@ def make_report(
     grouped, starts, stops = slices.table, slices.starts, slices.stops
     rs = _group_sums(_float_column(grouped.column("R")), starts, stops)
     ws = _group_sums(_float_column(grouped.column("W")), starts, stops)
+    bs = _group_sums(_float_column(grouped.column("B")), starts, stops)
+    cs = _group_sums(_float_column(grouped.column("C")), starts, stops)
     es = _group_latest(grouped.column("E"), starts, stops)
+    ls = _group_latest(grouped.column("L"), starts, stops)
+    if order == "bandwidth":
+        grouped = _by_bandwidth_within(grouped, starts, stops)
     domains, prefixes = slices.domains, (v4_prefix, v6_prefix)
     start_rows, stop_rows = starts.tolist(), stops.tolist()
     groups = [
-        Group(domains[i], grouped, start_rows[i], stop_rows[i], rs[i], ws[i], es[i], prefixes)
-        for i in _order(ws, slices.first_rows)
+        Group(domains[i], grouped, start_rows[i], stop_rows[i], rs[i], ws[i], es[i], bs[i], cs[i],
+              ls[i], prefixes)
+        for i in _order(ws, slices.first_rows, bs if order == "bandwidth" else None)
     ]
-    return Report(stats, by, v4_prefix, v6_prefix, groups, compute_totals(groups))
+    return Report(stats, by, v4_prefix, v6_prefix, groups, compute_totals(groups), order)

@@ -1,7 +1,7 @@
-"""The JSON report: groups, addresses and totals (schema "ncs-report/1", see docs/report.md).
+"""The JSON report: groups, addresses and totals (schema "ncs-report/2", see docs/report.md).
 
 Written group by group so that a million addresses do not build one huge
-string.  Rates (hits per minute, bytes per second) are rounded to 3
+string.  Rates (packets per minute, bytes per second) are rounded to 3
 decimals; the exact hourly figures they come from are in the document too.
 Output is ASCII only, and '<', '>' and '&' are written as \\u escapes
 as well, so hostile names stay inert even when the JSON is pasted into a page.
@@ -22,7 +22,7 @@ from ncs.report.group import CHUNK_ADDRESSES, Group, Report, chunk_groups
 from ncs.stats.columns import StatsColumns
 from ncs.stats.record import Record
 
-SCHEMA = "ncs-report/1"
+SCHEMA = "ncs-report/2"
 
 _NEEDS_ESCAPE = re.compile(r'["\\<>&]')
 # Anything in a name that json.dumps would escape or the HTML-safe output spells as \u.
@@ -43,6 +43,18 @@ def _num(value: float) -> str:
     return repr(value) if value == value and abs(value) != float("inf") else "null"
 
 
+def _whole(value: float) -> str:
+    """Return a sum of whole numbers (a float) as JSON text without ".0"; null when not finite."""
+    if isinstance(value, float) and value == value and abs(value) != float("inf") and value.is_integer():
+        return str(int(value))
+    return _num(value)
+
+
+def _whole_or_none(value: float) -> int | None:
+    """Return a sum of whole numbers as an int for json.dumps, or None (null) when not finite."""
+    return int(value) if value == value and abs(value) != float("inf") else None
+
+
 def _names(names: list[str]) -> str:
     # Most names need no escaping at all; json.dumps per name is the slow path.
     if all(n.isascii() and n.isprintable() and not _NEEDS_ESCAPE.search(n) for n in names):
@@ -54,9 +66,10 @@ def _address_object(address: str, r: Record) -> str:
     """Return the JSON object of ADDRESS with record R, every field checked (the slow path)."""
     return (
         f'{{"address":"{address}","names":{_names(r.N)},'
-        f'"hits_per_minute":{_rate(r.R, 60)},"bytes_per_second":{_rate(r.W, 3600)},'
-        f'"hits_per_hour":{_num(r.R)},"bytes_per_hour":{_num(r.W)},'
-        f'"last_contact":{_num(r.E)},"bytes":{_num(r.B)},"hits":{_num(r.C)},"start":{_num(r.S)}}}'
+        f'"packets_per_minute":{_rate(r.R, 60)},"bytes_per_second":{_rate(r.W, 3600)},'
+        f'"packets_per_hour":{_num(r.R)},"bytes_per_hour":{_num(r.W)},'
+        f'"window_packets":{_num(r.C)},"window_bytes":{_num(r.B)},"window_start":{_num(r.E)},'
+        f'"last_seen":{_num(r.L)},"start":{_num(r.S)}}}'
     )
 
 
@@ -75,7 +88,7 @@ def _rounded_rate(value: float) -> float | None:
 
 
 #: The numeric columns an address object shows.
-_SHOWN = ("B", "C", "E", "S", "R", "W")
+_SHOWN = ("B", "C", "E", "L", "S", "R", "W")
 
 
 def _plain_objects(columns: StatsColumns, rows: slice | np.ndarray) -> list[str]:
@@ -91,14 +104,15 @@ def _plain_objects(columns: StatsColumns, rows: slice | np.ndarray) -> list[str]
         at = rows.tolist()
         addresses = [columns.addresses[i] for i in at]
         names = [columns.names[i] for i in at]
-    bs, cs, es, ss, rs, ws = (columns.column(k)[rows].tolist() for k in _SHOWN)
+    bs, cs, es, ls, ss, rs, ws = (columns.column(k)[rows].tolist() for k in _SHOWN)
     join, q, nothing = _QUOTED_COMMA.join, '"', ""
     return [
         f'{{"address":"{a}","names":[{q + join(ns) + q if ns else nothing}],'
-        f'"hits_per_minute":{r / 60:.3f},"bytes_per_second":{w / 3600:.3f},'
-        f'"hits_per_hour":{r},"bytes_per_hour":{w},'
-        f'"last_contact":{e},"bytes":{b},"hits":{c},"start":{s}}}'
-        for a, ns, b, c, e, s, r, w in zip(addresses, names, bs, cs, es, ss, rs, ws, strict=True)
+        f'"packets_per_minute":{r / 60:.3f},"bytes_per_second":{w / 3600:.3f},'
+        f'"packets_per_hour":{r},"bytes_per_hour":{w},'
+        f'"window_packets":{c},"window_bytes":{b},"window_start":{e},"last_seen":{ls_},"start":{s}}}'
+        for a, ns, b, c, e, ls_, s, r, w in zip(addresses, names, bs, cs, es, ls, ss, rs, ws,
+                                                 strict=True)
     ]
 
 
@@ -144,9 +158,10 @@ def group_text(group: Group) -> str:
         label = dumps(label)[1:-1]
     return (
         f'{{"key":"{label}","kind":"{group.kind}",'
-        f'"hits_per_minute":{_rate(group.R, 60)},"bytes_per_second":{_rate(group.W, 3600)},'
-        f'"hits_per_hour":{_num(group.R)},"bytes_per_hour":{_num(group.W)},'
-        f'"last_contact":{_num(group.E)},"count":{group.count},'
+        f'"packets_per_minute":{_rate(group.R, 60)},"bytes_per_second":{_rate(group.W, 3600)},'
+        f'"packets_per_hour":{_num(group.R)},"bytes_per_hour":{_num(group.W)},'
+        f'"window_packets":{_whole(group.C)},"window_bytes":{_whole(group.B)},'
+        f'"last_seen":{_num(group.L)},"count":{group.count},'
         f'"addresses":[{addresses_text(group)}]}}'
     )
 
@@ -161,9 +176,10 @@ def _plain_group_text(group: Group, addresses: str) -> str:
     """
     return (
         f'{{"key":"{group.label}","kind":"{group.kind}",'
-        f'"hits_per_minute":{group.R / 60:.3f},"bytes_per_second":{group.W / 3600:.3f},'
-        f'"hits_per_hour":{group.R},"bytes_per_hour":{group.W},'
-        f'"last_contact":{group.E},"count":{group.count},'
+        f'"packets_per_minute":{group.R / 60:.3f},"bytes_per_second":{group.W / 3600:.3f},'
+        f'"packets_per_hour":{group.R},"bytes_per_hour":{group.W},'
+        f'"window_packets":{int(group.C)},"window_bytes":{int(group.B)},'
+        f'"last_seen":{group.L},"count":{group.count},'
         f'"addresses":[{addresses}]}}'
     )
 
@@ -204,9 +220,13 @@ def iter_json(report: Report) -> Iterator[str]:
         "v4_prefix": report.v4_prefix,
         "v6_prefix": report.v6_prefix,
         "header": list(report.stats.header),
+        "order": report.order,
         "totals": {
-            "hits_per_minute": _rounded_rate(t.hits_per_minute),
+            "packets_per_minute": _rounded_rate(t.packets_per_minute),
             "bytes_per_second": _rounded_rate(t.bytes_per_second),
+            "window_packets": _whole_or_none(t.C),
+            "window_bytes": _whole_or_none(t.B),
+            "last_seen": _whole_or_none(t.L),
             "addresses": t.addresses,
             "groups": t.groups,
         },

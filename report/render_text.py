@@ -2,6 +2,9 @@
 
 The printf-style formats below are kept on purpose: they are the documented
 sprintf formats of the original, and Python's %.0f rounds exactly like C's.
+The layout and its words stay the original's ("qrys/mn", "connections per
+minute": scripts read them); the last contact time is the last-seen time L,
+which is E for files without L, as the original printed.
 """
 
 # ruff: noqa: UP031
@@ -26,12 +29,12 @@ def address_line(address: str, names: Sequence[str]) -> str:
 
 
 def summary_line(group: Group) -> str:
-    """Return a group's summary: hits/min, bytes/s, number of addresses, last contact."""
+    """Return a group's summary: packets/min, bytes/s, number of addresses, last seen."""
     return " %6.0f\t -- %.0f\t -- %d\t%s\n" % (
         group.R / 60,
         group.W / 3600,
         group.count,
-        contact_time(group.E),
+        contact_time(group.L),
     )
 
 
@@ -58,15 +61,19 @@ def _chunk_text(groups: list[Group]) -> str:
 
 
 def iter_text(report: Report) -> Iterator[str]:
-    """Yield the classic report in chunks of many groups."""
-    head = "".join(f"# {safe_line(line)}\n" for line in report.stats.header)
+    """Yield the classic report in chunks of many groups.
+
+    Like the original's, it starts with the stats file's opening: an empty
+    line, then the header lines.
+    """
+    head = "\n" + "".join(f"# {safe_line(line)}\n" for line in report.stats.header)
     yield head + "\n" + f"Composite report, {grouping_title(report)} ordered by BANDWIDTH\n" + TITLE
     chunks = list(chunk_groups(report.groups, CHUNK_ADDRESSES))
     yield from twocore.map_in_halves(_chunk_text, chunks, report.totals.addresses)
     t = report.totals
     yield (
         TITLE
-        + "rate\t\t= %.0f connections per minute\n" % t.hits_per_minute
+        + "rate\t\t= %.0f connections per minute\n" % t.packets_per_minute
         + "bandwidth\t= %.0f bytes per second\n" % t.bytes_per_second
         + "users\t\t= %d\n" % t.addresses
     )

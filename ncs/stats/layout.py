@@ -48,14 +48,26 @@ def separator(address: str) -> str:
     return "\t" if len(address) <= TAB_AFTER_AT_MOST else " "
 
 
+#: What opens a record block after the address separator.
+BLOCK_OPEN = "=> {\n"
+#: What closes a record block.
+BLOCK_CLOSE = "\t},\n"
+
+
+def field_line(key: str) -> tuple[str, str]:
+    """Return the texts before and after the value of KEY on its line of a record block."""
+    names = key == NAMES_KEY
+    return f"\t\t{key}\t=> " + ("[" if names else ""), ("]" if names else "") + ",\n"
+
+
 def _glue() -> tuple[str, ...]:
     """Return the texts between the record's values: before the first key, between keys, after the last."""
-    glue = ["=> {\n"]
+    glue = [BLOCK_OPEN]
     for f in FIELDS:
-        opens = "[" if f.key == NAMES_KEY else ""
-        glue[-1] += f"\t\t{f.key}\t=> {opens}"
-        glue.append(("]" if f.key == NAMES_KEY else "") + ",\n")
-    glue[-1] += "\t},\n"
+        before, after = field_line(f.key)
+        glue[-1] += before
+        glue.append(after)
+    glue[-1] += BLOCK_CLOSE
     return tuple(glue)
 
 

@@ -6,7 +6,9 @@ ncs and the original agent write) is split by one regular expression built
 from that layout, and each number field becomes an int64 column in one C
 call; a big file is read on two cores.  Anything else (another dialect, an
 error) goes to `ncs.stats.parser`, so values and messages are the parser's
-in both cases.
+in both cases.  A key declared with a `default_from` (a field newer than
+some files) may be missing from the layout: such files still take the fast
+path, and the missing values are the other key's, as the parser gives them.
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ from ncs import gcpause, twocore
 from ncs.stats.addresses import AddressKeys, pack_addresses
 from ncs.stats.columns import NO_NAMES, StatsColumns, concat_numbers, number_column
 from ncs.stats.errors import StatsFormatError, UnreadableStats
-from ncs.stats.layout import CLOSING, GLUE, OPENING, RECORD_OPEN, comment_text
+from ncs.stats.layout import (
+    BLOCK_CLOSE,
+    BLOCK_OPEN,
+    CLOSING,
+    GLUE,
+    OPENING,
+    RECORD_OPEN,
+    comment_text,
+    field_line,
+)
 from ncs.stats.numbers import MAX_DIGITS
 from ncs.stats.parser import parse_general
 from ncs.stats.quoting import decode_stats_bytes, unquote_single
-from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
+from ncs.stats.record import DEFAULT_FROM, FIELDS, KEYS, NAMES_KEY, NUMBER_KEYS
 
 __all__ = ["StatsFormatError", "parse_stats", "read_stats", "read_text"]
 
@@ -88,14 +99,26 @@ _INT = rf"(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}}+)"
 # then one escape) because a per-character alternation doubles the cost of
 # the whole match.
 _NAMES = r"((?:'[^'\\\n]*+(?:\\[^\n][^'\\\n]*+)*+',)*+)"
+
+
+def _field_pattern(key: str) -> str:
+    """Return the pattern of KEY's line in a record block; the value is its group.
+
+    A key with a default (a field newer than some files) may be missing: its
+    line is optional and its group then None.
+    """
+    before, after = field_line(key)
+    line = re.escape(before) + (_NAMES if key == NAMES_KEY else _INT) + re.escape(after)
+    return f"(?:{line})?" if key in DEFAULT_FROM else line
+
+
 # One record block; the groups are the address, then each key's value in
 # file order.  Addresses are checked by inet_pton afterwards: cheaper than a
 # strict regex.
 _RECORD = re.compile(
-    re.escape(RECORD_OPEN) + r"'([0-9A-Fa-f:.]+)'[\t ]"
-    + "".join(re.escape(glue) + (_NAMES if key == NAMES_KEY else _INT)
-              for glue, key in zip(GLUE, KEYS, strict=False))
-    + re.escape(GLUE[-1])
+    re.escape(RECORD_OPEN) + r"'([0-9A-Fa-f:.]+)'[\t ]" + re.escape(BLOCK_OPEN)
+    + "".join(_field_pattern(f.key) for f in FIELDS)
+    + re.escape(BLOCK_CLOSE)
 )
 _HEAD = re.compile(r"\n?((?:#[^\n]*\n)*)" + re.escape(OPENING))
 #: The end of every record block: where a chunk of the body may be cut.
@@ -228,7 +251,11 @@ def _range_columns(text: str, start: int, end: int) -> _Part | None:
             addresses += blocks.column("address")
             keys.append(blocks.keys)
             for key, column in numbers.items():
-                column.append(_text_column(blocks.column(key)))
+                if key not in DEFAULT_FROM:
+                    column.append(_text_column(blocks.column(key)))
+            for key, source in DEFAULT_FROM.items():
+                numbers[key].append(_defaulted_column(blocks.column(key), blocks.column(source),
+                                                      numbers[source][-1]))
             name_lists += blocks.column(NAMES_KEY)
     except _NotCanonical:
         return None
@@ -272,6 +299,19 @@ def _names(bodies: list[str]) -> list[Sequence[str]]:
         return [list_names(b) if b else NO_NAMES for b in bodies]
     # No escapes anywhere: list_names' own fast case, without a call per record.
     return [b[1:-2].split("','") if b else NO_NAMES for b in bodies]
+
+
+def _defaulted_column(texts: list[str | None], source_texts: list[str],
+                      source: np.ndarray) -> np.ndarray:
+    """Return the column of an optional key: its TEXTS, SOURCE's value where a record lacks it.
+
+    SOURCE is the column of the key it defaults to, SOURCE_TEXTS that column's texts.
+    """
+    if None not in texts:
+        return _text_column(texts)  # type: ignore[arg-type]
+    if texts.count(None) == len(texts):
+        return source.copy()  # a file from before the key existed
+    return _text_column([s if t is None else t for t, s in zip(texts, source_texts, strict=True)])
 
 
 def _text_column(texts: list[str]) -> np.ndarray:

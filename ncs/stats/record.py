@@ -22,15 +22,21 @@ class Field:
     #: how a merge combines the values of one address: "sum", "max", "min" or "union"
     merge: str
     meaning: str
+    #: the key whose value stands in when a record lacks this one (files written
+    #: before the field existed); None: the type's empty value.  Such a key may
+    #: be missing from the canonical layout too (see ncs.stats.reader).
+    default_from: str | None = None
 
 
 #: The record's fields in the order the file lists them (the original's sorted keys).
 FIELDS: tuple[Field, ...] = (
     Field("B", int, "sum", "bytes since E"),
-    Field("C", int, "sum", "hits (packets that passed the filters) since E"),
+    Field("C", int, "sum", "packets (that passed the filters) since E"),
     Field("E", int, "max", "time of the last rate update; the first-seen time until then"),
+    Field("L", int, "max", "the second of the last packet (files without it: E, its best lower bound)",
+          default_from="E"),
     Field("N", list, "union", "reverse-DNS names, or [':soa.host'] after NXDOMAIN"),
-    Field("R", float, "sum", "hits per hour (decaying estimate)"),
+    Field("R", float, "sum", "packets per hour (decaying estimate)"),
     Field("S", int, "min", "start time of the data set (agent start or last HUP)"),
     Field("T", int, "max", "time the reverse-DNS name expires (0: never looked up)"),
     Field("W", float, "sum", "bytes per hour (decaying estimate)"),
@@ -44,21 +50,33 @@ NAMES_KEY = next(f.key for f in FIELDS if f.type is list)
 NUMBER_KEYS: tuple[str, ...] = tuple(f.key for f in FIELDS if f.type is not list)
 #: Field by key.
 BY_KEY: dict[str, Field] = {f.key: f for f in FIELDS}
+#: The keys a record may lack, each with the key whose value it then takes.
+DEFAULT_FROM: dict[str, str] = {f.key: f.default_from for f in FIELDS if f.default_from}
+
+
+def _fill_defaults(record: object) -> None:
+    """Give every field still None the value of its `default_from` key (Record's __post_init__)."""
+    for key, source in DEFAULT_FROM.items():
+        if getattr(record, key) is None:
+            setattr(record, key, getattr(record, source))
 
 
 def _record_class() -> type:
     """Return the Record dataclass: one attribute per field, in file order, all defaulting to empty."""
     attributes = [
         (f.key, "list[str]" if f.type is list else f.type.__name__,
-         field(default_factory=list) if f.type is list else field(default=f.type()))
+         field(default_factory=list) if f.type is list
+         else field(default=None if f.default_from else f.type()))
         for f in FIELDS
     ]
-    cls = make_dataclass("Record", attributes, slots=True)
+    cls = make_dataclass("Record", attributes, slots=True,
+                         namespace={"__post_init__": _fill_defaults} if DEFAULT_FROM else None)
     cls.__module__ = __name__
     cls.__doc__ = (
         "One remote address's statistics, one attribute per key of FIELDS (file order):\n\n"
         + "\n".join(f"    {f.key}: {f.meaning}" for f in FIELDS)
-        + "\n\nTimes are Unix seconds.  Positional arguments follow file order."
+        + "\n\nTimes are Unix seconds.  Positional arguments follow file order.  A key"
+        " with a `default_from` left out takes that key's value."
     )
     return cls
 

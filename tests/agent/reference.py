@@ -54,8 +54,9 @@ class ReferenceTable:
         # the record
         x = self.rec.get(key)
         if x is None:
-            self.rec[key] = dict(B=length, C=1, E=now, S=self.start, R=0.0, W=0.0, T=0, N=[])
+            self.rec[key] = dict(B=length, C=1, E=now, L=now, S=self.start, R=0.0, W=0.0, T=0, N=[])
             return
+        x["L"] = now
         if now < x["E"] + 300 or (x["E"] == x["S"] and x["C"] < 5):
             x["B"] += length
             x["C"] += 1

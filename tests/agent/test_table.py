@@ -57,7 +57,8 @@ def test_record_born_later_folds_at_300s():
     t = table()
     feed(t, 1010, X, [10, 10])
     feed(t, 1309, X, [10])  # still inside 300 s: accumulate
-    assert (rec(t, "10.0.0.1").B, rec(t, "10.0.0.1").C) == (30, 3)
+    r = rec(t, "10.0.0.1")
+    assert (r.B, r.C, r.E, r.L) == (30, 3, 1010, 1309)
     feed(t, 1310, X, [7])  # E != S, fold: m = 3600/(3600+1310-1010)
     r = rec(t, "10.0.0.1")
     m = 3600 / 3900
@@ -72,6 +73,7 @@ def test_record_under_five_hits_keeps_accumulating():
     feed(t, 6000, X, [10])
     r = rec(t, "10.0.0.1")
     assert (r.B, r.C, r.E, r.R, r.W) == (50, 5, 1000, 0.0, 0.0)
+    assert r.L == 6000  # E still says the first second; L the last packet's
     feed(t, 7000, X, [1])  # C reached 5: fold with m = 3600/(7000-1000) = 0.6
     r = rec(t, "10.0.0.1")
     assert (r.B, r.C, r.E, r.R, r.W) == (1, 1, 7000, 5 * 0.6, 50 * 0.6)
@@ -194,7 +196,8 @@ def test_batch_equals_per_packet_reference(pkts, steps):
     assert set(got) == set(ref.rec)
     for k, x in ref.rec.items():
         r = got[k]
-        assert (r.B, r.C, r.E, r.S, r.R, r.W) == (x["B"], x["C"], x["E"], x["S"], x["R"], x["W"])
+        assert (r.B, r.C, r.E, r.L, r.S, r.R, r.W) == \
+            (x["B"], x["C"], x["E"], x["L"], x["S"], x["R"], x["W"])
     assert (t.rate.rate, t.rate.bw, t.rate.ra, t.rate.ba) == (ref.rate, ref.bw, ref.ra, ref.ba)
 
 

@@ -166,4 +166,4 @@ def test_web_option_errors_are_one_line(tmp_path: Path, stats: Path) -> None:
     r = run_report("--format", "text", "--cache", str(tmp_path / "c"), "--update", "nohost", str(stats))
     assert r.returncode == 2 and r.stderr == "ncs-report: --update 'nohost' is not HOST:PORT\n"
     r = run_report("--format", "text", "--update", "127.0.0.1:9", str(stats))
-    assert r.returncode == 2 and r.stderr == "ncs-report: --update needs --cache\n"
+    assert r.returncode == 2 and r.stderr == "ncs-report: --update needs --cache or --watch\n"

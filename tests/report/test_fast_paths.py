@@ -33,7 +33,7 @@ from ncs.twocore import MIN_RECORDS
 from tests.support.stats import StatsFile
 
 NOW = 1145923334
-PSL = PublicSuffixList()
+PSL = PublicSuffixList(only_icann=True)
 
 # Names that exercise the list's wildcard and exception rules, names directly
 # under a public suffix, and names that are no host names at all.
@@ -58,8 +58,14 @@ def domain_of(name: str) -> str | None:
     return PSL.privatesuffix(host) or host
 
 
-def reference_groups(records: dict[str, Record], by: str, v4: int, v6: int) -> list[tuple]:
-    """Return (label, kind, addresses, R, W, E) per group, in report order, the plain way."""
+def reference_groups(records: dict[str, Record], by: str, v4: int, v6: int,
+                     order: str = "bandwidth") -> list[tuple]:
+    """Return (label, kind, addresses, R, W, E, B, C, L) per group, in report order, the plain way.
+
+    "classic": groups by int(W/3600) descending, then first address; addresses
+    ascending.  "bandwidth": ties broken by the window's bytes (B) first, and
+    addresses by W, then B, descending (compared as floats), then ascending.
+    """
     def key(address: str) -> tuple[int, int]:
         ip = ipaddress.ip_address(address)
         return (ip.version, int(ip))
@@ -74,20 +80,29 @@ def reference_groups(records: dict[str, Record], by: str, v4: int, v6: int) -> l
             ip = ipaddress.ip_address(address)
             net = ipaddress.ip_network(f"{ip}/{v4 if ip.version == 4 else v6}", strict=False)
             gkey, label, kind = ("p", str(net)), str(net), "prefix"
-        g = groups.setdefault(gkey, [label, kind, [], 0.0, 0.0, 0, key(address)])
+        g = groups.setdefault(gkey, [label, kind, [], 0.0, 0.0, 0, 0.0, 0.0, 0, key(address)])
         g[2].append(address)
         g[3] += rec.R
         g[4] += rec.W
-        if rec.E > g[5]:
-            g[5] = rec.E
-    ordered = sorted(groups.values(), key=lambda g: (-int(g[4] / 3600), g[6]))
-    return [tuple(g[:6]) for g in ordered]
+        g[6] += rec.B
+        g[7] += rec.C
+        g[5] = max(g[5], rec.E)
+        g[8] = max(g[8], rec.L)
+    if order == "classic":
+        ordered = sorted(groups.values(), key=lambda g: (-int(g[4] / 3600), g[9]))
+    else:
+        ordered = sorted(groups.values(), key=lambda g: (-int(g[4] / 3600), -g[6], g[9]))
+        for g in ordered:
+            g[2].sort(key=lambda a: (-float(records[a].W), -float(records[a].B)))  # stable: ascending
+    return [tuple(g[:9]) for g in ordered]
 
 
-def actual_groups(records: dict[str, Record], by: str, v4: int, v6: int) -> list[tuple]:
-    report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem").columns(), by, v4, v6)
+def actual_groups(records: dict[str, Record], by: str, v4: int, v6: int,
+                  order: str = "bandwidth") -> list[tuple]:
+    report = make_report(StatsFile(["ncs version 1.0.0"], records, "mem").columns(), by, v4, v6, order)
     assert report.totals.addresses == len(records)
-    return [(g.label, g.kind, [m.address for m in g.members], g.R, g.W, g.E) for g in report.groups]
+    return [(g.label, g.kind, [m.address for m in g.members], g.R, g.W, g.E, g.B, g.C, g.L)
+            for g in report.groups]
 
 
 def numbers(integral_only: bool = False):
@@ -109,20 +124,20 @@ def record_sets(draw) -> dict[str, Record]:
         names = draw(st.lists(st.sampled_from(TRICKY_NAMES), max_size=2))
         records[address] = Record(
             B=draw(numbers()), C=draw(numbers()), E=draw(st.integers(0, NOW) | st.integers(-3, 3)),
-            S=NOW - 99, R=draw(numbers()), W=draw(numbers()), N=names,
+            L=draw(st.integers(0, NOW + 9)), S=NOW - 99, R=draw(numbers()), W=draw(numbers()), N=names,
         )
     return records
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(record_sets(), st.sampled_from(["prefix", "domain"]), st.sampled_from([0, 8, 24, 31, 32]),
-       st.sampled_from([0, 32, 64, 100, 128]))
-def test_grouping_matches_the_plain_algorithm(records, by, v4, v6) -> None:
-    expected = reference_groups(records, by, v4, v6)
-    actual = actual_groups(records, by, v4, v6)
+       st.sampled_from([0, 32, 64, 100, 128]), st.sampled_from(["bandwidth", "classic"]))
+def test_grouping_matches_the_plain_algorithm(records, by, v4, v6, order) -> None:
+    expected = reference_groups(records, by, v4, v6, order)
+    actual = actual_groups(records, by, v4, v6, order)
     assert actual == expected
-    # Same types too: E is an int as the reference's, sums are floats.
-    assert [type(g[5]) for g in actual] == [type(g[5]) for g in expected]
+    # Same types too: E and L are ints as the reference's, sums are floats.
+    assert [(type(g[5]), type(g[8])) for g in actual] == [(type(g[5]), type(g[8])) for g in expected]
 
 
 def test_grouping_out_of_order_and_equal_addresses_spelled_differently() -> None:
@@ -137,7 +152,9 @@ def test_grouping_out_of_order_and_equal_addresses_spelled_differently() -> None
     records["2001:db8:0:0::1"] = Record(W=7, E=NOW, N=["y.example.org"])
     shuffled = dict(rng.sample(list(records.items()), len(records)))
     for by in ("prefix", "domain"):
-        assert actual_groups(shuffled, by, 24, 64) == reference_groups(shuffled, by, 24, 64)
+        for order in ("bandwidth", "classic"):
+            assert actual_groups(shuffled, by, 24, 64, order) == \
+                reference_groups(shuffled, by, 24, 64, order)
 
 
 def test_domain_finder_matches_the_public_suffix_list() -> None:

@@ -127,9 +127,58 @@ def test_malformed_stats_file_in_html_page_is_escaped(tmp_path: Path) -> None:
     assert "&lt;b&gt;&amp;bad.stats" in cgi.stdout
 
 
-def test_bad_prefix_is_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("args", "message"), [
+    (["--v4-prefix", "33"], "argument --v4-prefix: must be between 0 and 32, not 33"),
+    (["--v6-prefix", "-1"], "argument --v6-prefix: must be between 0 and 128, not -1"),
+    (["--top", "-3"], "argument --top: must be 0 or more, not -3"),
+    (["--addresses", "x"], "argument --addresses: not a whole number: 'x'"),
+    (["--width", "10"], "argument --width: must be 40 or more, not 10"),
+    (["--refresh", "-1"], "argument --refresh: must be 0 or more, not -1"),
+    (["--updto", "nan"], "argument --updto: must be 0.1 or more, not nan"),
+    (["--interval", "0"], "argument --interval: must be 0.2 or more, not 0"),
+    (["--watch", "--format", "json"], "--watch shows the table; it takes neither --cache nor another --format"),
+])
+def test_bad_values_are_refused_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     header, records, _ = CASES["single"]
     stats = write_stats(tmp_path / "s.stats", header, records)
-    result = run_report("--format", "text", "--v4-prefix", "33", str(stats))
+    result = run_report("--format", "text", *args, str(stats)) if "--format" not in args else \
+        run_report(*args, str(stats))
     assert result.returncode == 2
-    assert result.stderr == "ncs-report: IPv4 prefix length 33 is not between 0 and 32\n"
+    assert result.stderr == f"ncs-report: {message}\n"
+    assert result.stdout == ""
+
+
+def test_every_option_of_every_program_says_its_default() -> None:
+    """--help of the three programs: each option with a value names its default."""
+    import argparse
+
+    from ncs.agent.cli import build_parser as agent_parser
+    from ncs.coalesce.cli import build_parser as coalesce_parser
+    from ncs.report.cli import build_parser as report_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    for build in (agent_parser, coalesce_parser, report_parser):
+        for parser in parsers(build()):
+            for action in parser._actions:
+                if not action.option_strings or action.help in (None, argparse.SUPPRESS):
+                    continue
+                if isinstance(action, argparse._HelpAction | argparse._VersionAction):
+                    continue
+                assert "default" in action.help, (parser.prog, action.option_strings)
+
+
+def test_agent_options_before_the_verb_get_a_hint() -> None:
+    import subprocess
+
+    from .helpers import VENV_BIN
+
+    r = subprocess.run([str(VENV_BIN / "ncs-agent"), "--bpf", "host 192.0.2.1", "run"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert r.stderr == "ncs-agent: --bpf is an option of the verb; put it after the verb: ncs-agent run --bpf ...\n"

@@ -30,7 +30,9 @@ names = st.lists(st.text(st.characters(exclude_categories=("Cs",)), min_size=1, 
                  max_size=3)
 # Up to the bound of 20 digits: values beyond int64 must come back exact, as Python ints.
 big = st.integers(0, 10**9) | st.integers(0, MAX_VALUE)
+# L left out (None) takes E's value, as in a file written before the key existed.
 records = st.builds(Record, B=big, C=big, E=st.integers(0, 2**33), S=st.integers(0, 2**33),
+                    L=st.none() | st.integers(0, 2**33),
                     R=big, W=big, T=st.integers(0, 2**33), N=names)
 
 
@@ -62,7 +64,7 @@ def assert_same(text: str) -> StatsColumns | None:
     assert got.records == want.records
     for address, rec in want.records.items():  # same types too: 5 and 5.0 print differently
         back = got.records[address]
-        assert [type(getattr(back, k)) for k in "BCESRWT"] == [type(getattr(rec, k)) for k in "BCESRWT"]
+        assert [type(getattr(back, k)) for k in "BCELSRWT"] == [type(getattr(rec, k)) for k in "BCELSRWT"]
     return columns
 
 
@@ -115,6 +117,28 @@ def test_hand_made_variants(change) -> None:
     text = text_of({"198.51.100.7": rec, "2001:db8::1": Record(B=1)})
     assert change[0] in text
     assert_same(text.replace(change[0], change[1], 1))
+
+
+def without_last_seen(text: str, rows: str = "all") -> str:
+    """Return TEXT with the L line of every record (or of every other one) left out."""
+    lines = text.split("\n")
+    l_lines = [i for i, line in enumerate(lines) if line.startswith("\t\tL\t=> ")]
+    drop = set(l_lines if rows == "all" else l_lines[::2])
+    return "\n".join(line for i, line in enumerate(lines) if i not in drop)
+
+
+@pytest.mark.parametrize("rows", ["all", "every other"])
+def test_files_without_the_last_seen_key_take_the_fast_path(rows: str) -> None:
+    """The previous ncs and the original agent wrote no L: such files read fast, with L = E."""
+    recs = {f"198.51.100.{i}": Record(B=i, C=1, E=100 + i, L=200 + i, S=1) for i in range(1, 7)}
+    text = without_last_seen(text_of(recs), rows)
+    columns = reader._canonical_columns(text, "f")
+    assert columns is not None  # the fast path took it
+    want = [100 + i if rows == "all" or i % 2 else 200 + i for i in range(1, 7)]
+    assert columns.column("L").tolist() == want
+    assert columns.column("L").dtype == np.int64
+    assert_same(text)
+    assert reader._canonical_columns(ORIGINAL_AGENT_FILE, "f") is not None
 
 
 def test_other_dialects_and_empty_files() -> None:

@@ -101,7 +101,7 @@ LAYOUT_RECORDS = {
     # Given out of order on purpose: the writer's order is checked below.
     "2001:db8::10": Record(B=1, C=1, E=1145760000, S=1145757331, R=0, W=0, T=0, N=[]),
     "123.123.123.123": Record(B=7, C=1, E=1145760001, S=1145757331, R=0.5, W=1.5, T=0, N=["it's"]),
-    "10.0.0.1": Record(B=240, C=4, E=1145760699, S=1145757331, R=722.5, W=43359.5, T=1145790478, N=["hostname1", "hostname2"]),
+    "10.0.0.1": Record(B=240, C=4, E=1145760699, L=1145760750, S=1145757331, R=722.5, W=43359.5, T=1145790478, N=["hostname1", "hostname2"]),
     "2001:db8::9": Record(B=2, C=1, E=1145760002, S=1145757331, R=2.5, W=3.5, T=0, N=[":soa.example.net"]),
     "9.0.0.1": Record(B=60, C=1, E=1145760003, S=1145757331, R=0.4999, W=1e6, T=0, N=["back\\slash"]),
     "10.100.100.10": Record(B=1, C=1, E=1, S=1, R=0, W=0, T=0, N=[]),
@@ -120,6 +120,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 60,
 \t\tC\t=> 1,
 \t\tE\t=> 1145760003,
+\t\tL\t=> 1145760003,
 \t\tN\t=> ['back\\\\slash',],
 \t\tR\t=> 0,
 \t\tS\t=> 1145757331,
@@ -130,6 +131,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 240,
 \t\tC\t=> 4,
 \t\tE\t=> 1145760699,
+\t\tL\t=> 1145760750,
 \t\tN\t=> ['hostname1','hostname2',],
 \t\tR\t=> 722,
 \t\tS\t=> 1145757331,
@@ -140,6 +142,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 1,
 \t\tC\t=> 1,
 \t\tE\t=> 1,
+\t\tL\t=> 1,
 \t\tN\t=> [],
 \t\tR\t=> 0,
 \t\tS\t=> 1,
@@ -150,6 +153,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 1,
 \t\tC\t=> 1,
 \t\tE\t=> 1,
+\t\tL\t=> 1,
 \t\tN\t=> [],
 \t\tR\t=> 0,
 \t\tS\t=> 1,
@@ -160,6 +164,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 7,
 \t\tC\t=> 1,
 \t\tE\t=> 1145760001,
+\t\tL\t=> 1145760001,
 \t\tN\t=> ['it\\'s',],
 \t\tR\t=> 0,
 \t\tS\t=> 1145757331,
@@ -170,6 +175,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 2,
 \t\tC\t=> 1,
 \t\tE\t=> 1145760002,
+\t\tL\t=> 1145760002,
 \t\tN\t=> [':soa.example.net',],
 \t\tR\t=> 2,
 \t\tS\t=> 1145757331,
@@ -180,6 +186,7 @@ EXPECTED_LAYOUT = """
 \t\tB\t=> 1,
 \t\tC\t=> 1,
 \t\tE\t=> 1145760000,
+\t\tL\t=> 1145760000,
 \t\tN\t=> [],
 \t\tR\t=> 0,
 \t\tS\t=> 1145757331,
@@ -289,7 +296,7 @@ for my $addr (sort keys %$d) {
     my $r = $d->{$addr};
     my $a = unpack('H*', $addr);
     print "KEYS\t$a\t", join(',', sort keys %$r), "\n";
-    print "NUM\t$a\t$_\t$r->{$_}\n" for qw(B C E R S T W);
+    print "NUM\t$a\t$_\t$r->{$_}\n" for qw(B C E L R S T W);
     die "N is not a list\n" unless ref $r->{N} eq 'ARRAY';
     print "NAME\t$a\t", unpack('H*', $_), "\n" for @{$r->{N}};
 }
@@ -354,12 +361,12 @@ def test_perl_reads_hostile_names_exactly(tmp_path: Path) -> None:
     seen = perl_read_back(path)
     want_names = [perl_sees for _, perl_sees in HOSTILE_NAMES]
     assert seen == {
-        "198.51.100.7": {"keys": "B,C,E,N,R,S,T,W", "B": "240", "C": "4", "E": "1145760699",
-                         "R": "722", "S": "1145757331", "T": "1145790478", "W": "43360",
+        "198.51.100.7": {"keys": "B,C,E,L,N,R,S,T,W", "B": "240", "C": "4", "E": "1145760699",
+                         "L": "1145760699", "R": "722", "S": "1145757331", "T": "1145790478", "W": "43360",
                          "N": want_names},
-        "2001:db8::1": {"keys": "B,C,E,N,R,S,T,W", "B": "1", "C": "2", "E": "3", "R": "5",
+        "2001:db8::1": {"keys": "B,C,E,L,N,R,S,T,W", "B": "1", "C": "2", "E": "3", "L": "3", "R": "5",
                         "S": "4", "T": "7", "W": "6", "N": want_names[::-1]},
-        "10.0.0.1": {"keys": "B,C,E,N,R,S,T,W", "B": "0", "C": "0", "E": "0", "R": "0",
+        "10.0.0.1": {"keys": "B,C,E,L,N,R,S,T,W", "B": "0", "C": "0", "E": "0", "L": "0", "R": "0",
                      "S": "0", "T": "0", "W": "0", "N": []},
     }
     assert not (tmp_path / "PWNED").exists()
@@ -389,7 +396,7 @@ NAMES = st.text(
     max_size=30,
 )
 COUNTS = st.integers(min_value=0, max_value=2**53)
-RECORDS = st.builds(Record, B=COUNTS, C=COUNTS, E=COUNTS, S=COUNTS, R=COUNTS, W=COUNTS, T=COUNTS,
+RECORDS = st.builds(Record, B=COUNTS, C=COUNTS, E=COUNTS, L=COUNTS, S=COUNTS, R=COUNTS, W=COUNTS, T=COUNTS,
                     N=st.lists(NAMES, max_size=4))
 TABLES = st.dictionaries(ADDRESSES, RECORDS, max_size=12)
 
@@ -404,7 +411,7 @@ def test_perl_reads_generated_tables(tmp_path: Path, table: dict[str, Record]) -
     assert set(seen) == set(table)
     for address, rec in table.items():
         got = seen[address]
-        for key in "BCERSTW":
+        for key in "BCELRSTW":
             assert int(got[key]) == getattr(rec, key), (address, key)
         assert got["N"] == rec.N
 

@@ -8,6 +8,9 @@ report command it runs must be executable by www-data (see `report_command`).
 
 from __future__ import annotations
 
+import base64
+import fcntl
+import json
 import os
 import pwd
 import shutil
@@ -209,6 +212,154 @@ class Chromium:
         return path
 
 
+def _above_nine(fd: int) -> int:
+    """Return a copy of FD numbered 10 or more, closing FD."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD, 10)
+    os.close(fd)
+    return high
+
+
+class DevTools:
+    """One headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4 of the browser).
+
+    Used where the test must act like a reader: set the window's width and
+    the colour-scheme preference, click, read the live DOM, take screenshots.
+    """
+
+    def __init__(self, binary: str, scratch: Path) -> None:
+        self.profile = tempfile.mkdtemp(prefix="chromium-", dir=scratch)
+        self.log = Path(scratch) / f"{Path(self.profile).name}.log"
+        to_browser_r, self._to_browser = os.pipe()
+        self._from_browser, from_browser_w = os.pipe()
+        # The browser's ends move above fd 9, so that "3<&N 4>&M" never reads a
+        # descriptor the other redirection has just replaced.
+        to_browser_r, from_browser_w = (_above_nine(fd) for fd in (to_browser_r, from_browser_w))
+        flags = [f for f in CHROMIUM_FLAGS if not f.startswith("--window-size")]
+        # The browser reads commands on fd 3 and answers on fd 4.
+        script = f'exec "$0" "$@" 3<&{to_browser_r} 4>&{from_browser_w}'
+        self.proc = subprocess.Popen(
+            ["bash", "-c", script, binary, *flags, "--hide-scrollbars", "--remote-debugging-pipe",
+             f"--user-data-dir={self.profile}", "about:blank"],
+            pass_fds=(to_browser_r, from_browser_w), stdout=subprocess.DEVNULL,
+            stderr=self.log.open("wb"))
+        os.close(to_browser_r)
+        os.close(from_browser_w)
+        self._buffer = b""
+        self._next_id = 0
+        self.events: list[dict] = []
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Page", "Runtime", "Log"):
+            self.call(f"{domain}.enable", session=True)
+
+    def _read_message(self, deadline: float) -> dict:
+        while b"\0" not in self._buffer:
+            if time.monotonic() > deadline:
+                raise TimeoutError("no answer from chromium's DevTools pipe")
+            chunk = os.read(self._from_browser, 1 << 16)
+            if not chunk:
+                raise RuntimeError(f"chromium closed its DevTools pipe: {self._log_tail()}")
+            self._buffer += chunk
+        message, self._buffer = self._buffer.split(b"\0", 1)
+        return json.loads(message)
+
+    def call(self, method: str, session: bool = False, timeout: float = 30.0, **params) -> dict:
+        """Send one command (to the page when SESSION) and return its result; raise on an error."""
+        self._next_id += 1
+        message = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = self.session
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise RuntimeError(f"chromium is gone: {self._log_tail()}") from None
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self._read_message(deadline)
+            if answer.get("id") != self._next_id:
+                self.events.append(answer)
+                continue
+            if "error" in answer:
+                raise RuntimeError(f"{method}: {answer['error']}")
+            return answer.get("result", {})
+
+    def _log_tail(self) -> str:
+        """Return the end of the browser's stderr, for an error message."""
+        try:
+            return self.log.read_text(errors="replace")[-600:]
+        except OSError:
+            return ""
+
+    def wait_event(self, method: str, timeout: float = 30.0) -> dict:
+        """Return the next event METHOD (one that came already, or the next one to come)."""
+        for i, event in enumerate(self.events):
+            if event.get("method") == method:
+                return self.events.pop(i)
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self._read_message(deadline)
+            if event.get("method") == method:
+                return event
+            self.events.append(event)
+
+    def open(self, url: str, width: int, height: int = 900, dark: bool = False) -> None:
+        """Load URL in a WIDTH-pixel window, with the reader preferring a dark or light scheme."""
+        self.call("Emulation.setDeviceMetricsOverride", session=True, width=width, height=height,
+                  deviceScaleFactor=1, mobile=width < 600)
+        self.call("Emulation.setEmulatedMedia", session=True,
+                  features=[{"name": "prefers-color-scheme", "value": "dark" if dark else "light"}])
+        self.events.clear()
+        self.call("Page.navigate", session=True, url=url)
+        self.wait_event("Page.loadEventFired")
+
+    def evaluate(self, expression: str):
+        """Return the value of a JavaScript EXPRESSION in the page (JSON-serialisable values)."""
+        result = self.call("Runtime.evaluate", session=True, expression=expression,
+                           returnByValue=True, awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """Click the middle of the first element matching SELECTOR, as a mouse would."""
+        box = self.evaluate(f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+                            " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+                            " return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", session=True, type=kind, x=box[0], y=box[1],
+                      button="left", clickCount=1)
+
+    def screenshot(self, path: Path) -> Path:
+        """Write a PNG of the whole page to PATH; return PATH."""
+        data = self.call("Page.captureScreenshot", session=True, format="png",
+                         captureBeyondViewport=True)["data"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(data))
+        return path
+
+    def console_problems(self) -> list[str]:
+        """Return the browser log entries of level error or warning seen so far (CSP violations among them)."""
+        return [e["params"]["entry"]["text"] for e in self.events
+                if e.get("method") == "Log.entryAdded"
+                and e["params"]["entry"]["level"] in ("error", "warning")]
+
+    def close(self) -> None:
+        """End the browser (by its pid) and remove its profile."""
+        for fd in (self._to_browser, self._from_browser):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
 @pytest.fixture
 def web_base() -> Iterator[Path]:
     """A world-readable scratch directory for Apache's files (pytest's tmp_path is private)."""
@@ -230,6 +381,17 @@ def apache(web_base: Path) -> Iterator[Apache]:
     server = Apache(web_base)
     yield server
     server.stop()
+
+
+@pytest.fixture
+def devtools(web_base: Path) -> Iterator[DevTools]:
+    """Headless Chromium under the DevTools protocol, or a skip when it is not installed."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        pytest.skip("chromium is not installed")
+    browser = DevTools(binary, web_base)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture
