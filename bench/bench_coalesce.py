@@ -125,7 +125,7 @@ def bench_merge(files: int, records: int, regen: bool) -> None:
         merge_cpu += c2 - c1
         total += len(stats)
         # keep only the header: holding every source's records would measure the bench, not the merge
-        sources.append(Source(path.stem, StatsColumns.empty(stats.header, stats.source)))
+        sources.append(Source.of(path.stem, stats))
         del stats
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

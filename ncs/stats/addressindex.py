@@ -1,0 +1,111 @@
+"""A hash index from addresses (`AddressKeys`) to the rows of a growing table that holds them.
+
+The streaming merge (`ncs.stats.streammerge`) finds the composite row of
+every address of an arriving table through it.  The index stores only row
+numbers (int32, 4 bytes a slot): the keys themselves stay in the table's
+own columns, and a probe compares the query with the keys at the rows it
+meets.  So the whole 129-bit key (IPv4 or IPv6, and the value) decides,
+with no digest that two addresses could share, and the index costs 8 to 16
+bytes per address.  Every operation takes whole arrays of keys: a table of
+50,000 addresses is a few numpy passes, not 50,000 Python steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ncs.stats.addresses import AddressKeys
+
+#: A slot that holds no row.
+_FREE = np.int32(-1)
+_MIX_HI = np.uint64(0xC2B2AE3D27D4EB4F)
+_MIX_LO = np.uint64(0x9E3779B97F4A7C15)
+_MIX_V6 = np.uint64(0x165667B19E3779F9)
+#: Slots per address after a rebuild; rebuilt when more than half the slots are taken.
+_SPREAD = 4
+
+
+class AddressIndex:
+    """Address -> row of a table whose key columns the caller passes to every call.
+
+    Open addressing with linear probing, at most half full.  Rows are only
+    added, never removed (a composite only grows).  The caller keeps the
+    table's keys and hands them in as `stored` (the first `len(self)` rows
+    must be the indexed ones).
+    """
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._alloc(capacity)
+        self.used = 0
+
+    def _alloc(self, addresses: int) -> None:
+        self.bits = max(4, int(_SPREAD * max(addresses, 1) - 1).bit_length())
+        self.mask = np.uint64((1 << self.bits) - 1)
+        self.slots = np.full(1 << self.bits, _FREE, np.int32)
+
+    def __len__(self) -> int:
+        return self.used
+
+    def _home(self, keys: AddressKeys) -> np.ndarray:
+        """Return the first slot to probe for each key (a multiplicative hash of the whole key)."""
+        mixed = (keys.hi * _MIX_HI) ^ (keys.lo * _MIX_LO) ^ (keys.is6.astype(np.uint64) * _MIX_V6)
+        return (mixed * _MIX_LO) >> np.uint64(64 - self.bits)
+
+    def _step(self, slot: np.ndarray) -> np.ndarray:
+        return (slot + np.uint64(1)) & self.mask
+
+    def lookup(self, query: AddressKeys, stored: AddressKeys) -> tuple[np.ndarray, np.ndarray]:
+        """Return (row of each QUERY key or -1, the free slot where each absent key's probe ended).
+
+        STORED are the table's keys.  The second array is meaningful only
+        where the first is -1: `insert` starts there for the same keys.
+        """
+        n = len(query)
+        rows = np.full(n, -1, np.int64)
+        ends = np.zeros(n, np.uint64)
+        todo = np.arange(n)
+        slot = self._home(query)
+        while len(todo):
+            held = self.slots[slot].astype(np.int64)
+            free = held < 0
+            ends[todo[free]] = slot[free]
+            taken = np.flatnonzero(~free)
+            at = held[taken]
+            asked = todo[taken]
+            same = ((stored.lo[at] == query.lo[asked]) & (stored.hi[at] == query.hi[asked])
+                    & (stored.is6[at] == query.is6[asked]))
+            rows[asked[same]] = at[same]
+            go = taken[~same]
+            todo, slot = todo[go], self._step(slot[go])
+        return rows, ends
+
+    def insert(self, keys: AddressKeys, rows: np.ndarray, ends: np.ndarray | None,
+               stored: AddressKeys) -> None:
+        """Index KEYS (distinct, absent) as ROWS of the table whose keys are STORED.
+
+        ENDS are `lookup`'s probe ends for these keys (nothing inserted in
+        between), or None.  STORED must already hold KEYS at ROWS: a grown
+        index is rebuilt from it.
+        """
+        if 2 * (self.used + len(keys)) > len(self.slots):
+            self.used += len(keys)
+            self._rebuild(stored.take(slice(0, self.used)))
+            return
+        self._place(self._home(keys) if ends is None else ends, rows.astype(np.int32))
+        self.used += len(keys)
+
+    def _place(self, slot: np.ndarray, rows: np.ndarray) -> None:
+        """Put ROWS in the first free slot at or after each of SLOT (every row a different key)."""
+        while len(rows):
+            free = self.slots[slot] < 0
+            candidates, wanted = slot[free], rows[free]
+            # Two rows may want one free slot: the last write wins it, the rest probe on.
+            self.slots[candidates] = wanted
+            won = np.zeros(len(rows), bool)
+            won[free] = self.slots[candidates] == wanted
+            rows, slot = rows[~won], self._step(slot[~won])
+
+    def _rebuild(self, stored: AddressKeys) -> None:
+        """Make the slot array 4 times the addresses and index every row of STORED."""
+        self._alloc(len(stored))
+        self._place(self._home(stored), np.arange(len(stored), dtype=np.int32))
