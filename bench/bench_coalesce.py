@@ -43,6 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.fleetgen import Fleet, fleet_bytes  # noqa: E402
+from ncs import gcpause  # noqa: E402
 from ncs.coalesce.composite import Composite  # noqa: E402
 from ncs.stats.merge import merge_tables  # noqa: E402
 from ncs.stats.streamread import StatsStream  # noqa: E402
@@ -98,10 +99,11 @@ def merge_child(args: argparse.Namespace) -> None:
         def work(host: int) -> None:
             built.add(host, f"h{host}", read(host))
 
-        with ThreadPoolExecutor(args.jobs) as pool:
-            list(pool.map(work, range(hosts)))
-        users = len(built.merge)
-        built.write(str(out))
+        with gcpause.paused():  # as ncs-coalesce runs
+            with ThreadPoolExecutor(args.jobs) as pool:
+                list(pool.map(work, range(hosts)))
+            users = len(built.merge)
+            built.write(str(out))
     size = out.stat().st_size
     out.unlink()
     print(json.dumps({"hosts": hosts, "records": hosts * args.records, "users": users,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 
-from ncs import __version__
+from ncs import __version__, gcpause
 from ncs.coalesce.composite import Composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
@@ -91,8 +92,13 @@ def main(argv: list[str] | None = None) -> int:
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
         built = Composite(inv.max_names)
-        results = _fetch_everything(inv, built, _progress_wanted(args))
-        status = _write_composite(output, built)
+        # The collector is paused; the composite collects each host's garbage
+        # as it merges the host (Composite.add), without walking itself each time.
+        with gcpause.paused():
+            results = _fetch_everything(inv, built, _progress_wanted(args))
+            status = _write_composite(output, built)
+            gcpause.tidy(full=True)
+        gc.unfreeze()
         _print_summary(args, results)
     finally:
         try:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ncs import gcpause
 from ncs.files import replace_file
 from ncs.stats.columns import StatsColumns
 from ncs.stats.header import header_number, rate_lines, time_line, version_line
@@ -62,11 +63,15 @@ class Composite:
     from several threads.
     """
 
+    #: Hosts between garbage collections that also look at what earlier ones froze.
+    TIDY_FULL_EVERY = 64
+
     def __init__(self, max_names: int = MAX_NAMES) -> None:
         self.merge = StreamingMerge(max_names)
         self._sources: dict[int, Source] = {}
         self._failures: dict[int, Failure] = {}
         self._lock = threading.Lock()
+        self._hosts = 0
 
     @property
     def sources(self) -> list[Source]:
@@ -79,15 +84,32 @@ class Composite:
         return [self._failures[r] for r in sorted(self._failures)]
 
     def add(self, rank: int, name: str, table: StatsColumns, seconds: float = 0.0) -> None:
-        """Merge TABLE, from host NAME at position RANK; the table is not kept."""
+        """Merge TABLE, from host NAME at position RANK; the table is not kept.
+
+        Then collects the garbage made since the last host (see `_tidy`).
+        """
         with self._lock:
             self.merge.add(table, rank)
             self._sources[rank] = Source.of(name, table, seconds)
+        self._tidy()
 
     def fail(self, rank: int, name: str, reason: str, seconds: float = 0.0) -> None:
         """Record that host NAME at position RANK delivered nothing, for REASON (one inert line)."""
         with self._lock:
             self._failures[rank] = Failure(name, reason, seconds)
+        self._tidy()
+
+    def _tidy(self) -> None:
+        """Collect the cyclic garbage of the hosts done since the last call (ncs.gcpause.tidy).
+
+        Run with the collector paused, the coalescer then never walks the
+        composite's millions of names each time a host's garbage is due;
+        measured, that walk cost 0.4-0.7 us per source record.
+        """
+        with self._lock:
+            self._hosts += 1
+            full = self._hosts % self.TIDY_FULL_EVERY == 0
+        gcpause.tidy(full)
 
     def header(self, now: int | None = None) -> list[str]:
         """Return the composite's header lines (see `composite_header`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 
 
 def safe_text(text: str) -> str:
@@ -38,6 +39,16 @@ def perl_quote(text: str) -> str:
     if "'" not in text and "\\" not in text and text.isprintable():
         return "'" + text + "'"  # the common case, kept cheap for the writer
     return "'" + safe_text(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def names_body(names: Sequence[str]) -> str:
+    """Return the body of a Perl list of NAMES as the writers lay it out, "'a','b',"."""
+    if not names:
+        return ""
+    plain = "".join(names)
+    if "'" in plain or "\\" in plain or not plain.isprintable():
+        return "".join([perl_quote(n) + "," for n in names])
+    return "'" + "','".join(names) + "',"
 
 
 _SINGLE_QUOTE_ESCAPE = re.compile(r"\\([\\'])")

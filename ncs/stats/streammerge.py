@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -42,6 +43,36 @@ _NO_RANK = -1
 _MIXED = -2
 _RULES = {f.key: f.merge for f in FIELDS if f.key != NAMES_KEY}
 _INT64 = np.dtype(np.int64)
+
+
+def _compact(lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Return (LISTS as the composite keeps names, how many names each holds).
+
+    One name is kept as the string itself, several as a tuple, none as
+    NO_NAMES: no list object per address (a third of the memory of a named
+    address), and nothing the cyclic garbage collector has to walk.
+    """
+    names = object_array(lists)
+    lengths = np.fromiter(map(len, lists), np.int64, len(lists))
+    single = np.flatnonzero(lengths == 1)
+    if len(single):
+        names[single] = object_array(list(map(itemgetter(0), names[single])))
+    for i in np.flatnonzero(lengths > 1).tolist():
+        names[i] = tuple(names[i])
+    empty = np.flatnonzero(lengths == 0)
+    if len(empty):
+        names[empty] = object_array([NO_NAMES] * len(empty))
+    return names, lengths
+
+
+def _compact_one(names: Sequence[str]) -> str | Sequence[str]:
+    """Return one address's NAMES as `_compact` keeps them."""
+    return names[0] if len(names) == 1 else tuple(names) if names else NO_NAMES
+
+
+def _expanded(names: str | Sequence[str]) -> Sequence[str]:
+    """Return names kept by `_compact` as a sequence of names."""
+    return (names,) if type(names) is str else names
 
 
 def _distinct(table: StatsColumns) -> StatsColumns:
@@ -102,20 +133,19 @@ class StreamingMerge:
         rows, ends = self._index.lookup(table.keys, self.keys())
         hit = np.flatnonzero(rows >= 0)
         miss = np.flatnonzero(rows < 0)
-        names = object_array(table.names)
+        names, lengths = _compact(table.names)
         if len(hit):
             at = rows[hit]
             for key, rule in _RULES.items():
                 self._combine(key, rule, at, table.numbers[key][hit])
-            self._merge_names(at, names[hit], rank)
+            self._merge_names(at, names[hit], lengths[hit], rank)
         if len(miss):
-            self._append(table, miss, names[miss], ends[miss], rank)
+            self._append(table, miss, names[miss], lengths[miss], ends[miss], rank)
 
-    def _append(self, table: StatsColumns, miss: np.ndarray, names: np.ndarray, ends: np.ndarray,
-                rank: int) -> None:
-        """Add the addresses at positions MISS of TABLE as new rows (their names are NAMES)."""
+    def _append(self, table: StatsColumns, miss: np.ndarray, names: np.ndarray, lengths: np.ndarray,
+                ends: np.ndarray, rank: int) -> None:
+        """Add the addresses at positions MISS of TABLE as new rows (NAMES: theirs, `_compact`)."""
         new = table.keys.take(miss)
-        lengths = np.fromiter(map(len, names), np.int64, len(names))
         start, stop = self._rows.append({
             "is6": new.is6, "hi": new.hi, "lo": new.lo,
             **{key: table.numbers[key][miss] for key in _RULES},
@@ -124,7 +154,7 @@ class StreamingMerge:
             "names": names})
         # a new address's list is the first: kept as it is, repeats too, up to the cap
         for i in np.flatnonzero(lengths > 1).tolist():
-            self._settle(start + i, list(names[i]), None)
+            self._settle(start + i, list(_expanded(names[i])), None)
         self._index.insert(new, np.arange(start, stop), ends, self.keys())
 
     def _combine(self, key: str, rule: str, rows: np.ndarray, values: np.ndarray) -> None:
@@ -146,14 +176,14 @@ class StreamingMerge:
         op = {"sum": np.add, "max": np.maximum, "min": np.minimum}[rule]
         column[rows] = op(column[rows], values.astype(object))
 
-    def _merge_names(self, rows: np.ndarray, incoming: np.ndarray, rank: int) -> None:
-        """Add the name lists INCOMING of the table at RANK to the addresses at ROWS."""
+    def _merge_names(self, rows: np.ndarray, incoming: np.ndarray, lengths: np.ndarray,
+                     rank: int) -> None:
+        """Add the names INCOMING (`_compact`; LENGTHS: how many) of the table at RANK to ROWS."""
         first_column, nrank_column, names_column = (self._rows.view(c) for c in ("first", "nrank", "names"))
         first = first_column[rows]
         becomes_first = rank < first
         first_column[rows] = np.minimum(first, rank)
         nrank = nrank_column[rows]
-        lengths = np.fromiter(map(len, incoming), np.int64, len(incoming))
         # Nothing brought: only the repeats a former first list kept can change.
         slow = np.zeros(len(rows), bool)
         if self._repeats:
@@ -173,7 +203,8 @@ class StreamingMerge:
         slow |= both & ~same
         for i in np.flatnonzero(slow).tolist():
             row = int(rows[i])
-            names, ranks = insert_ranked(names_column[row], self._ranks_of(row), rank, incoming[i],
+            names, ranks = insert_ranked(_expanded(names_column[row]), self._ranks_of(row), rank,
+                                         _expanded(incoming[i]),
                                          bool(becomes_first[i]), self.max_names)
             self._settle(row, names, ranks)
 
@@ -182,7 +213,7 @@ class StreamingMerge:
         nrank = int(self._rows.view("nrank")[row])
         if nrank == _MIXED:
             return self._ranks[row]
-        return [nrank] * len(self._rows.view("names")[row])
+        return [nrank] * len(_expanded(self._rows.view("names")[row]))
 
     def _settle(self, row: int, names: list[str], ranks: list[int] | None) -> None:
         """Store NAMES (RANKS: the rank of each; None: all of the row's own rank) for ROW."""
@@ -198,7 +229,7 @@ class StreamingMerge:
         else:
             self._repeats.discard(row)
         self._ranks.pop(row, None)
-        self._rows.view("names")[row] = names if names else NO_NAMES
+        self._rows.view("names")[row] = _compact_one(names)
         if ranks is None:
             return
         nrank = self._rows.view("nrank")
@@ -217,7 +248,7 @@ class StreamingMerge:
     def rows(self, rows: np.ndarray, header: Sequence[str] = (), source: str = "") -> StatsColumns:
         """Return the composite's ROWS (positions, e.g. a slice of `order()`) as a table."""
         numbers = {key: self._rows.view(key)[rows] for key in _RULES}
-        names = self._rows.view("names")[rows].tolist()
+        names = [(ns,) if type(ns) is str else ns for ns in self._rows.view("names")[rows].tolist()]
         if self._repeats:
             # a list with repeats may keep names past the cap (see nameunion.bounded)
             for i in np.flatnonzero(np.isin(rows, list(self._repeats))).tolist():

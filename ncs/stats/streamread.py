@@ -1,54 +1,53 @@
-"""Reading a stats file that arrives in pieces (a host's output): records parsed as they come.
+"""Reading a stats file that arrives in pieces (a host's output): records read as they come.
 
 `StatsStream` is fed the bytes as they arrive and returns, at the end, what
 `ncs.stats.reader.parse_stats` returns for the whole text: the same table,
 or a `StatsFormatError` with the same line and message.  It never holds the
 whole text.  In the layout ncs writes (a header of `#` lines, then the
 opening of the table), every run of complete record blocks of about
-`PIECE_CHARS` characters is read by `parse_stats` at once, under a made-up
-opening, and its text is dropped; line numbers in errors are those of the
-whole text.  So a host's output costs its table plus one piece, instead of
-the table, the text, its decoded copy and the reader's working copies.
+`PIECE_BYTES` bytes is read as it is complete, by the byte reader of
+`ncs.stats.bytereader` or, when that declines, by `parse_stats` under a
+made-up opening, and its bytes are dropped; line numbers in errors are those
+of the whole text.  Rows go into growing columns, so a host's output costs
+its table plus one piece.
 
 Any other dialect (the original coalescer's Data::Dumper files) is kept
 whole and read at the end, once its start shows that it can be one: text
 whose first code is none of `{`, `$name` or `my` (an error message, a
 binary dump) fails as soon as that is seen, with the reader's message, and
-is not held.  A piece that does not read by itself (a quoted
-name holding a line break and a record's closing, say) ends the cutting:
-the rest is kept and read at the end, so the outcome stays that of the
-whole text.  One difference remains: when an address that an earlier piece
-holds comes again in that rest, and the rest also has a syntax error
-further on, the error reported is the syntax error, where the whole text
-would name the repeated address first.
+is not held.  A piece that does not read by itself (a quoted name holding a
+line break and a record's closing, say) ends the cutting: the rest is kept
+and read at the end, so the outcome stays that of the whole text.
 """
 
 from __future__ import annotations
 
-import codecs
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from ncs.stats.addresses import AddressKeys
+from ncs.stats.bytereader import BLOCK_LINES, read_blocks
 from ncs.stats.columns import StatsColumns
 from ncs.stats.errors import StatsFormatError
 from ncs.stats.growing import GrowingColumns, object_array
 from ncs.stats.layout import CLOSING, GLUE, OPENING
+from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import parse_stats
 from ncs.stats.record import NUMBER_KEYS
 
-#: Characters of record text read at once.  Small pieces stay in the CPU's
-#: cache: 64-128 KiB pieces read 1.3 to 1.5 times faster than whole megabytes.
-PIECE_CHARS = 1 << 17
+#: Bytes of record text read at once.  The byte reader makes a few dozen
+#: numpy calls a piece, whatever its size: 1 MiB pieces read 1.2 times faster
+#: than 128 KiB ones, and bigger ones fall out of the CPU's cache.
+PIECE_BYTES = 1 << 20
 #: The end of every canonical record block: where a piece may be cut.
-_RECORD_END = GLUE[-1].lstrip(",")
+_RECORD_END = GLUE[-1].lstrip(",").encode()
+_OPENING = OPENING.encode()
+_CLOSING = CLOSING.encode()
 #: What a piece is read under: an empty first line, then the opening.
 _PIECE_HEAD = "\n" + OPENING
 _PIECE_HEAD_LINES = _PIECE_HEAD.count("\n")
-#: Lines of a canonical record block (the address line, one per field, the closing).
-_BLOCK_LINES = sum(g.count("\n") for g in GLUE)
 #: Blanks and comment lines before a text's first code (the reader's tokens).
 _LEAD = re.compile(r"(?:[ \t\r\n\f\v]*+#[^\n]*+)*+[ \t\r\n\f\v]*+")
 #: How every accepted dialect starts its code: the table, a variable, or "my".
@@ -71,26 +70,25 @@ class _Piece:
     def line(self, row: int) -> int:
         """Return the line (from 1) on which the record in table row ROW starts."""
         at = row - self.start
-        return self.lines[at] if self.lines is not None else self.offset + 1 + _BLOCK_LINES * at
+        return self.lines[at] if self.lines is not None else self.offset + 1 + BLOCK_LINES * at
 
 
 class StatsStream:
     """One stats text fed in pieces of bytes; `finish` returns its table or raises StatsFormatError."""
 
-    def __init__(self, source: str, piece_chars: int = PIECE_CHARS, keep_texts: bool = True) -> None:
-        """Start reading the text of SOURCE (the name errors give), PIECE_CHARS at a time.
+    def __init__(self, source: str, piece_bytes: int = PIECE_BYTES, keep_texts: bool = True) -> None:
+        """Start reading the text of SOURCE (the name errors give), about PIECE_BYTES at a time.
 
         Without KEEP_TEXTS the table does not keep its addresses as written
         (a merge needs only their values): an IPv4 address has one spelling
         anyway, and the texts of the IPv6 ones are dropped at the end.
         """
         self.source = source
-        self.piece_chars = piece_chars
+        self.piece_bytes = piece_bytes
         self.keep_texts = keep_texts
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="ncs-xescape")
-        self._chunks: list[str] = []  # decoded text not read yet
-        self._chars = 0  # characters in _chunks
-        self._head: str | None = None  # the header and opening, once found
+        self._chunks: list[bytes] = []  # bytes not read yet
+        self._chars = 0  # bytes in _chunks
+        self._head: bytes | None = None  # the header and opening, once found
         self._scanned = 0  # the header's lines before this position are comments
         self._look_at = 0  # pending characters at which to look for the header or a cut again
         self._whole = False  # not the canonical layout: read everything at the end
@@ -112,9 +110,8 @@ class StatsStream:
         Raises StatsFormatError when a piece holds an address seen before.
         """
         self.size += len(data)
-        text = self._decoder.decode(data)
-        self._chunks.append(text)
-        self._chars += len(text)
+        self._chunks.append(data)
+        self._chars += len(data)
         if self._whole:
             self._check_start()
             return
@@ -130,7 +127,7 @@ class StatsStream:
                 self._look_at = 2 * self._chars
                 return
             self._look_at = 0
-        if self._chars >= max(self.piece_chars, self._look_at):
+        if self._chars >= max(self.piece_bytes, self._look_at):
             self._look_at = 0 if self._cut() else 2 * self._chars
 
     def _check_start(self) -> None:
@@ -141,8 +138,8 @@ class StatsStream:
         """
         if self._start_checked < 0 or self._chars < max(256, 2 * self._start_checked):
             return
-        text = self._pending()
-        self._start_checked = len(text)
+        text = decode_stats_bytes(self._pending())
+        self._start_checked = self._chars
         lead = _LEAD.match(text)
         code = lead.end() if lead else 0
         if len(text) - code < _SHOWN_CHARS:
@@ -152,13 +149,13 @@ class StatsStream:
             parse_stats(text[:code + _SHOWN_CHARS], self.source)
             raise AssertionError("the reader took a text that starts with no table")
 
-    def _pending(self) -> str:
-        """Return the text not read yet as one string (and keep it so)."""
+    def _pending(self) -> bytes:
+        """Return the bytes not read yet as one object (and keep them so)."""
         if len(self._chunks) != 1:
-            self._chunks = ["".join(self._chunks)]
+            self._chunks = [b"".join(self._chunks)]
         return self._chunks[0]
 
-    def _keep(self, text: str) -> None:
+    def _keep(self, text: bytes) -> None:
         self._chunks = [text]
         self._chars = len(text)
 
@@ -171,18 +168,18 @@ class StatsStream:
         text = self._pending()
         pos = self._scanned
         while pos < len(text):
-            if text.startswith("#", pos) or (pos == 0 and text.startswith("\n")):
-                end = text.find("\n", pos)
+            if text.startswith(b"#", pos) or (pos == 0 and text.startswith(b"\n")):
+                end = text.find(b"\n", pos)
                 if end < 0:
                     break  # the rest of a comment line is still coming
                 pos = end + 1
                 continue
-            if text.startswith(OPENING, pos):
-                self._head = text[:pos + len(OPENING)]
-                self._lines = self._head.count("\n")
-                self._keep(text[pos + len(OPENING):])
+            if text.startswith(_OPENING, pos):
+                self._head = text[:pos + len(_OPENING)]
+                self._lines = self._head.count(b"\n")
+                self._keep(text[pos + len(_OPENING):])
                 return True
-            if not OPENING.startswith(text[pos:pos + len(OPENING)]):
+            if not _OPENING.startswith(text[pos:pos + len(_OPENING)]):
                 self._whole = True
             break
         self._scanned = pos
@@ -192,32 +189,35 @@ class StatsStream:
         """Read every complete piece of the pending text; keep the rest; return whether it cut any."""
         text = self._pending()
         pos = 0
-        while len(text) - pos >= self.piece_chars:
-            cut = text.find(_RECORD_END, pos + self.piece_chars - len(_RECORD_END))
+        while len(text) - pos >= self.piece_bytes:
+            cut = text.find(_RECORD_END, pos + self.piece_bytes - len(_RECORD_END))
             if cut < 0:
                 break
             cut += len(_RECORD_END)
             piece = text[pos:cut]
-            try:
-                table = parse_stats(_PIECE_HEAD + piece + CLOSING, self.source)
-            except StatsFormatError:
-                self._cutting = False  # the rest, from this piece on, is read whole at the end
-                break
-            self._add(table, piece)
-            self._lines += piece.count("\n")
+            table = read_blocks(piece, self.source, self.keep_texts)
+            if table is None:  # not the canonical layout throughout: the reader's turn
+                try:
+                    table = parse_stats(_PIECE_HEAD + decode_stats_bytes(piece) + CLOSING, self.source)
+                except StatsFormatError:
+                    self._cutting = False  # the rest, from this piece on, is read whole at the end
+                    break
+            lines = piece.count(b"\n")
+            self._add(table, lines, piece)
+            self._lines += lines
             pos = cut
         self._keep(text[pos:])
         return pos > 0
 
-    def _add(self, table: StatsColumns, text: str) -> None:
-        """Append TABLE, read from the piece TEXT that starts on the line after self._lines.
+    def _add(self, table: StatsColumns, lines: int, text: bytes) -> None:
+        """Append TABLE, read from the piece TEXT of LINES lines, after self._lines lines.
 
         Raises StatsFormatError, as the reader would, for an address that an
         earlier piece holds.
         """
         piece = _Piece(len(self._rows), len(table), self._lines)
-        if text.count("\n") != _BLOCK_LINES * len(table):
-            piece.lines = _record_lines(table.addresses, text, piece.offset)
+        if lines != BLOCK_LINES * len(table):
+            piece.lines = _record_lines(table.addresses, decode_stats_bytes(text), piece.offset)
         if self._texts is None and len(table):
             edge = [] if self._last is None else [self._last]
             if not AddressKeys.concat([*edge, table.keys]).ascending(strictly=True):
@@ -260,28 +260,32 @@ class StatsStream:
 
     def finish(self, *, allow_empty: bool = True) -> StatsColumns:
         """Return the table of the whole text (see `parse_stats`); raises StatsFormatError."""
-        self._chunks.append(self._decoder.decode(b"", final=True))
-        rest = self._pending()
-        self._keep("")
+        pending = self._pending()
+        self._keep(b"")
         if self._head is None:
-            return parse_stats(rest, self.source, allow_empty=allow_empty)
-        if not self._pieces:
-            table = parse_stats(self._head + rest, self.source, allow_empty=allow_empty)
-            if not self.keep_texts and not table.keys.is6.any():
-                table.texts = None
-            return table
-        try:
-            last = parse_stats(_PIECE_HEAD + rest, self.source)
-        except StatsFormatError:
-            raise self._first_error(rest) from None
-        self._add(last, rest.removesuffix(CLOSING))
-        header = parse_stats(self._head + CLOSING, self.source).header
+            return parse_stats(decode_stats_bytes(pending), self.source, allow_empty=allow_empty)
+        head = decode_stats_bytes(self._head)
+        body = pending.removesuffix(_CLOSING)
+        last = read_blocks(body, self.source, self.keep_texts) if self._cutting and body != pending \
+            else None
+        if last is None:
+            rest = decode_stats_bytes(pending)
+            if not self._pieces:
+                table = parse_stats(head + rest, self.source, allow_empty=allow_empty)
+                if not self.keep_texts and not table.keys.is6.any():
+                    table.texts = None
+                return table
+            try:
+                last = parse_stats(_PIECE_HEAD + rest, self.source)
+            except StatsFormatError:
+                raise self._first_error(rest) from None
+        self._add(last, body.count(b"\n"), body)
+        header = parse_stats(head + CLOSING, self.source).header
         rows, self._rows = self._rows, GrowingColumns({})
         texts = self._written if isinstance(self._written, list) else None
         return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
                             {key: rows.view(key) for key in NUMBER_KEYS}, rows.view("names").tolist(),
                             self.source, texts)
-
 
     def _first_error(self, rest: str) -> StatsFormatError:
         """Return the error the whole text gives, knowing that REST (the text after the pieces) has one.

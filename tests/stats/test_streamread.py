@@ -18,28 +18,28 @@ from tests.stats.test_reader import addresses, records, text_of
 from tests.support.stats import as_file
 
 
-def streamed(text: str, rnd: random.Random, piece_chars: int) -> StatsStream:
+def streamed(text: str, rnd: random.Random, piece_bytes: int) -> StatsStream:
     """Return a StatsStream fed TEXT's UTF-8 bytes in random cuts (inside characters too)."""
     data = text.encode()
-    stream = StatsStream("f", piece_chars=piece_chars)
+    stream = StatsStream("f", piece_bytes=piece_bytes)
     at = 0
     while at < len(data):
-        step = rnd.randint(1, 3 * piece_chars)
+        step = rnd.randint(1, 3 * piece_bytes)
         stream.feed(data[at:at + step])
         at += step
     return stream
 
 
-def assert_same(text: str, rnd: random.Random, piece_chars: int = 200) -> None:
+def assert_same(text: str, rnd: random.Random, piece_bytes: int = 200) -> None:
     """TEXT fed in pieces gives parse_stats' table with its texts, or its error, word for word."""
     try:
         want = reader.parse_stats(text, "f", allow_empty=False)
     except StatsFormatError as err:
         with pytest.raises(StatsFormatError) as got:
-            streamed(text, rnd, piece_chars).finish(allow_empty=False)
+            streamed(text, rnd, piece_bytes).finish(allow_empty=False)
         assert str(got.value) == str(err)
         return
-    got = streamed(text, rnd, piece_chars).finish(allow_empty=False)
+    got = streamed(text, rnd, piece_bytes).finish(allow_empty=False)
     assert as_file(got) == as_file(want)
     assert got.addresses == want.addresses
     assert [c.dtype for c in got.numbers.values()] == [c.dtype for c in want.numbers.values()]
@@ -72,7 +72,7 @@ def test_damaged_files_fail_with_the_readers_error(recs, rnd: random.Random) -> 
                 last = text.rfind("\t'")
                 end = text.find("'", last + 2)
                 data = list(text[:last + 2] + quoted + text[end:])
-    assert_same("".join(data), rnd, piece_chars=rnd.choice([1, 50, 200, 1000]))
+    assert_same("".join(data), rnd, piece_bytes=rnd.choice([1, 50, 200, 1000]))
 
 
 def test_other_dialects_and_odd_texts_read_the_same() -> None:
@@ -84,8 +84,8 @@ def test_other_dialects_and_odd_texts_read_the_same() -> None:
     for text in (ORIGINAL_AGENT_FILE, dumper, "", "\n# ncs version 1.0.0\n", "garbage\n", big,
                  big.replace("\n{\n", "\n# late comment\n{\n"), big + "trailing\n",
                  big[:len(big) // 2]):
-        for piece_chars in (1, 64, 4096):
-            assert_same(text, rnd, piece_chars)
+        for piece_bytes in (1, 64, 4096):
+            assert_same(text, rnd, piece_bytes)
 
 
 def test_bytes_that_are_not_utf8_read_as_the_reader_decodes_them() -> None:
@@ -93,7 +93,7 @@ def test_bytes_that_are_not_utf8_read_as_the_reader_decodes_them() -> None:
     data = text.encode().replace(b"\xc3\xa9", b"\xc3", 3)
     want = reader.parse_stats(decode_stats_bytes(data), "f")
     for step in (1, 7, 100):
-        stream = StatsStream("f", piece_chars=300)
+        stream = StatsStream("f", piece_bytes=300)
         for at in range(0, len(data), step):
             stream.feed(data[at:at + step])
         assert as_file(stream.finish()) == as_file(want)
@@ -103,7 +103,7 @@ def test_a_name_with_a_record_end_inside_is_read_whole() -> None:
     # A cut inside the quoted name would break the piece; the rest is then read whole.
     recs = {f"10.0.0.{i}": Record(B=i, N=["x"]) for i in range(1, 60)}
     text = text_of(recs).replace("['x',]", "['a\n\t},\nb',]", 1)
-    assert_same(text, random.Random(1), piece_chars=30)
+    assert_same(text, random.Random(1), piece_bytes=30)
 
 
 @pytest.mark.parametrize("text", ["garbage line\n" * 20_000, "# a comment\n\n  \x1b[2J\x00" * 9000,
@@ -129,7 +129,7 @@ def test_pieces_bound_the_text_held() -> None:
     recs = {f"10.{i // 65536}.{i // 256 % 256}.{i % 256}": Record(B=i, N=["n.example"])
             for i in range(20_000)}
     data = text_of(recs).encode()
-    stream = StatsStream("f", piece_chars=4096)
+    stream = StatsStream("f", piece_bytes=4096)
     held = 0
     for at in range(0, len(data), 1000):
         stream.feed(data[at:at + 1000])
