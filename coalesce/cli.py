@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Callable
 
-from ncs import __version__, gcpause
+from ncs import __version__, allocator, gcpause
 from ncs.coalesce.composite import Composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
         built = Composite(inv.max_names)
+        allocator.give_memory_back()  # before the fetching threads start
         # The collector is paused; the composite collects each host's garbage
         # as it merges the host (Composite.add), without walking itself each time.
         with gcpause.paused():

@@ -16,15 +16,18 @@ that brought each of them (`ncs.stats.nameunion.insert_ranked`).  Sums,
 minima and maxima of integers do not depend on the order; values that are
 not integers (only in Data::Dumper files) are added in arrival order.
 
-Memory per composite address: the key (17 bytes), seven numbers (56), the
-rank columns (8), the index (8-16), the names (a reference, plus the list
-for a named address) and up to a quarter more while a column waits to grow.
+Names: an address with one name (almost all that have any) keeps it as
+bytes in a `NameArena`, compared and stored for whole tables at once; an
+address with several keeps a tuple in `_many`.  Memory per composite
+address: the key (17 bytes), seven numbers (56), the rank columns (8),
+where its name is (12) and the name's bytes, and the index (10-20).
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 
 import numpy as np
@@ -34,6 +37,7 @@ from ncs.stats.addressindex import AddressIndex
 from ncs.stats.columns import NO_NAMES, StatsColumns
 from ncs.stats.growing import GrowingColumns, object_array
 from ncs.stats.merge import merge_tables
+from ncs.stats.namearena import NameArena
 from ncs.stats.nameunion import MAX_NAMES, bounded, insert_ranked
 from ncs.stats.record import FIELDS, NAMES_KEY
 
@@ -41,38 +45,46 @@ from ncs.stats.record import FIELDS, NAMES_KEY
 _NO_RANK = -1
 #: nrank of an address whose names came from several tables (their ranks are in `_ranks`).
 _MIXED = -2
+#: nlen of an address with several names (they are in `_many`); 0: none; above 0: one, in the arena.
+_MANY = -1
 _RULES = {f.key: f.merge for f in FIELDS if f.key != NAMES_KEY}
 _INT64 = np.dtype(np.int64)
+_SUM_MIN_MAX = {"sum": np.add, "max": np.maximum, "min": np.minimum}
 
 
-def _compact(lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Return (LISTS as the composite keeps names, how many names each holds).
+@dataclass
+class _Names:
+    """The names of a table's rows, as the merge takes them."""
 
-    One name is kept as the string itself, several as a tuple, none as
-    NO_NAMES: no list object per address (a third of the memory of a named
-    address), and nothing the cyclic garbage collector has to walk.
-    """
-    names = object_array(lists)
-    lengths = np.fromiter(map(len, lists), np.int64, len(lists))
-    single = np.flatnonzero(lengths == 1)
-    if len(single):
-        names[single] = object_array(list(map(itemgetter(0), names[single])))
-    for i in np.flatnonzero(lengths > 1).tolist():
-        names[i] = tuple(names[i])
-    empty = np.flatnonzero(lengths == 0)
-    if len(empty):
-        names[empty] = object_array([NO_NAMES] * len(empty))
-    return names, lengths
+    #: how many names each row has
+    counts: np.ndarray
+    #: the rows with exactly one name (not empty), and that name of each
+    single: np.ndarray
+    texts: list[str]
+    #: every row's names as they came (for the rest)
+    lists: np.ndarray
 
+    @classmethod
+    def of(cls, lists: Sequence[Sequence[str]]) -> _Names:
+        """Return the names LISTS of a table's rows, sorted out."""
+        every = object_array(lists)
+        counts = np.fromiter(map(len, lists), np.int64, len(lists))
+        ones = np.flatnonzero(counts == 1)
+        texts = list(map(itemgetter(0), every[ones]))
+        # an empty name cannot be told from "no names" in the arena: it goes with the rest
+        kept = np.fromiter(map(bool, texts), bool, len(texts))
+        return cls(counts, ones[kept], [t for t, k in zip(texts, kept, strict=True) if k], every)
 
-def _compact_one(names: Sequence[str]) -> str | Sequence[str]:
-    """Return one address's NAMES as `_compact` keeps them."""
-    return names[0] if len(names) == 1 else tuple(names) if names else NO_NAMES
-
-
-def _expanded(names: str | Sequence[str]) -> Sequence[str]:
-    """Return names kept by `_compact` as a sequence of names."""
-    return (names,) if type(names) is str else names
+    def take(self, rows: np.ndarray) -> _Names:
+        """Return the names of ROWS (positions in the table, ascending) only."""
+        mask = np.zeros(len(self.counts), bool)
+        mask[self.single] = True
+        position = np.cumsum(mask) - 1
+        picked = rows[mask[rows]]
+        texts = [self.texts[i] for i in position[picked].tolist()]
+        where = np.full(len(self.counts), -1, np.int64)
+        where[rows] = np.arange(len(rows))
+        return _Names(self.counts[rows], where[picked], texts, self.lists[rows])
 
 
 def _distinct(table: StatsColumns) -> StatsColumns:
@@ -90,18 +102,22 @@ def _distinct(table: StatsColumns) -> StatsColumns:
 
 
 class StreamingMerge:
-    """A composite built by `add`ing tables one at a time; `blocks`/`table` give it in address order."""
+    """A composite built by `add`ing tables one at a time; `chunks`/`table` give it in address order."""
 
     def __init__(self, max_names: int = MAX_NAMES, capacity: int = 1024) -> None:
         if max_names < 1:
             raise ValueError("max_names must be at least 1")
         self.max_names = max_names
-        # first: the lowest rank of a table holding the address; nrank: the
-        # rank that brought every name of the address, or _NO_RANK / _MIXED
+        # first: the lowest rank of a table holding the address; nrank: the rank
+        # that brought every name of the address, or _NO_RANK / _MIXED; nstart
+        # and nlen: where its one name is in the arena (nlen 0: none; _MANY)
         self._rows = GrowingColumns({"is6": bool, "hi": np.uint64, "lo": np.uint64,
                                      **{key: np.int64 for key in _RULES},
-                                     "first": np.int32, "nrank": np.int32, "names": object},
+                                     "first": np.int32, "nrank": np.int32,
+                                     "nstart": np.int64, "nlen": np.int32},
                                     capacity)
+        self._arena = NameArena()
+        self._many: dict[int, tuple[str, ...]] = {}  # row -> its names, for rows of several
         self._ranks: dict[int, list[int]] = {}  # row -> rank of each name, for _MIXED rows
         self._repeats: set[int] = set()  # rows whose names hold a repeat (kept from the first list)
         self._capped: set[int] = set()  # rows that had more names than max_names
@@ -133,28 +149,34 @@ class StreamingMerge:
         rows, ends = self._index.lookup(table.keys, self.keys())
         hit = np.flatnonzero(rows >= 0)
         miss = np.flatnonzero(rows < 0)
-        names, lengths = _compact(table.names)
+        names = _Names.of(table.names)
         if len(hit):
             at = rows[hit]
             for key, rule in _RULES.items():
                 self._combine(key, rule, at, table.numbers[key][hit])
-            self._merge_names(at, names[hit], lengths[hit], rank)
+            self._merge_names(at, names.take(hit), rank)
         if len(miss):
-            self._append(table, miss, names[miss], lengths[miss], ends[miss], rank)
+            self._append(table, miss, names.take(miss), ends[miss], rank)
 
-    def _append(self, table: StatsColumns, miss: np.ndarray, names: np.ndarray, lengths: np.ndarray,
-                ends: np.ndarray, rank: int) -> None:
-        """Add the addresses at positions MISS of TABLE as new rows (NAMES: theirs, `_compact`)."""
+    def _append(self, table: StatsColumns, miss: np.ndarray, names: _Names, ends: np.ndarray,
+                rank: int) -> None:
+        """Add the addresses at positions MISS of TABLE as new rows (NAMES: theirs)."""
         new = table.keys.take(miss)
+        count = len(miss)
+        nstart = np.zeros(count, np.int64)
+        nlen = np.zeros(count, np.int32)
+        nstart[names.single], nlen[names.single] = self._arena.put(names.texts)
         start, stop = self._rows.append({
             "is6": new.is6, "hi": new.hi, "lo": new.lo,
             **{key: table.numbers[key][miss] for key in _RULES},
-            "first": np.full(len(miss), rank, np.int32),
-            "nrank": np.where(lengths > 0, rank, _NO_RANK).astype(np.int32),
-            "names": names})
+            "first": np.full(count, rank, np.int32),
+            "nrank": np.where(names.counts > 0, rank, _NO_RANK).astype(np.int32),
+            "nstart": nstart, "nlen": nlen})
         # a new address's list is the first: kept as it is, repeats too, up to the cap
-        for i in np.flatnonzero(lengths > 1).tolist():
-            self._settle(start + i, list(_expanded(names[i])), None)
+        rest = np.flatnonzero(names.counts > 0)
+        rest = rest[~np.isin(rest, names.single)]
+        for i in rest.tolist():
+            self._settle(start + i, list(names.lists[i]), None)
         self._index.insert(new, np.arange(start, stop), ends, self.keys())
 
     def _combine(self, key: str, rule: str, rows: np.ndarray, values: np.ndarray) -> None:
@@ -163,7 +185,7 @@ class StreamingMerge:
         if column.dtype == _INT64 and values.dtype == _INT64:
             old = column[rows]
             if rule != "sum":
-                column[rows] = (np.maximum if rule == "max" else np.minimum)(old, values)
+                column[rows] = _SUM_MIN_MAX[rule](old, values)
                 return
             total = old + values
             # int64 wraps silently; an exact sum beyond it needs Python ints
@@ -173,47 +195,68 @@ class StreamingMerge:
         if column.dtype == _INT64:
             self._rows.to_object(key)
             column = self._rows.view(key)
-        op = {"sum": np.add, "max": np.maximum, "min": np.minimum}[rule]
-        column[rows] = op(column[rows], values.astype(object))
+        column[rows] = _SUM_MIN_MAX[rule](column[rows], values.astype(object))
 
-    def _merge_names(self, rows: np.ndarray, incoming: np.ndarray, lengths: np.ndarray,
-                     rank: int) -> None:
-        """Add the names INCOMING (`_compact`; LENGTHS: how many) of the table at RANK to ROWS."""
-        first_column, nrank_column, names_column = (self._rows.view(c) for c in ("first", "nrank", "names"))
+    def _merge_names(self, rows: np.ndarray, incoming: _Names, rank: int) -> None:
+        """Add the names INCOMING of the table at RANK to the addresses at ROWS."""
+        first_column, nrank_column = self._rows.view("first"), self._rows.view("nrank")
+        nstart_column, nlen_column = self._rows.view("nstart"), self._rows.view("nlen")
         first = first_column[rows]
         becomes_first = rank < first
         first_column[rows] = np.minimum(first, rank)
         nrank = nrank_column[rows]
+        counts = incoming.counts
+        one = np.zeros(len(rows), bool)
+        one[incoming.single] = True
         # Nothing brought: only the repeats a former first list kept can change.
         slow = np.zeros(len(rows), bool)
         if self._repeats:
-            slow = (lengths == 0) & becomes_first & np.isin(rows, list(self._repeats))
+            slow = (counts == 0) & becomes_first & np.isin(rows, list(self._repeats))
         # No names yet and one name brought: it is the union, whatever the order.
-        single = (lengths == 1) & (nrank == _NO_RANK)
-        if single.any():
-            names_column[rows[single]] = incoming[single]
-            nrank_column[rows[single]] = rank
-        both = (lengths > 0) & (nrank != _NO_RANK)
-        # The same list again (the usual case: hosts agree on an address's names).
+        fresh = one[incoming.single] & (nrank[incoming.single] == _NO_RANK)
+        if fresh.any():
+            at = rows[incoming.single[fresh]]
+            nstart_column[at], nlen_column[at] = self._arena.put(
+                [t for t, f in zip(incoming.texts, fresh.tolist(), strict=True) if f])
+            nrank_column[at] = rank
+        # The same one name again (the usual case: hosts agree on an address's name).
         same = np.zeros(len(rows), bool)
-        uniform = both & (nrank >= 0)
-        same[uniform] = names_column[rows[uniform]] == incoming[uniform]
+        held = incoming.single[~fresh]
+        if len(held):
+            stored = rows[held]
+            candidates = (nlen_column[stored] > 0) & (nrank[held] >= 0)
+            texts = [t for t, f in zip(incoming.texts, (~fresh).tolist(), strict=True) if f]
+            equal = np.zeros(len(held), bool)
+            if candidates.any():
+                pick = np.flatnonzero(candidates)
+                equal[pick] = self._arena.equal(nstart_column[stored[pick]], nlen_column[stored[pick]],
+                                                [texts[i] for i in pick.tolist()])
+            same[held[equal]] = True
         nrank_column[rows[same]] = np.minimum(nrank[same], rank)
-        slow |= (lengths > 1) & (nrank == _NO_RANK)
-        slow |= both & ~same
+        slow |= (counts > 0) & ~same
+        slow[incoming.single[fresh]] = False
         for i in np.flatnonzero(slow).tolist():
             row = int(rows[i])
-            names, ranks = insert_ranked(_expanded(names_column[row]), self._ranks_of(row), rank,
-                                         _expanded(incoming[i]),
-                                         bool(becomes_first[i]), self.max_names)
+            names, ranks = insert_ranked(self._names_of(row), self._ranks_of(row), rank,
+                                         incoming.lists[i], bool(becomes_first[i]), self.max_names)
             self._settle(row, names, ranks)
+
+    def _names_of(self, row: int) -> tuple[str, ...]:
+        """Return the names of ROW."""
+        length = int(self._rows.view("nlen")[row])
+        if length == _MANY:
+            return self._many[row]
+        if length == 0:
+            return NO_NAMES
+        start = self._rows.view("nstart")[row:row + 1]
+        return tuple(self._arena.get(start, np.array([length])))
 
     def _ranks_of(self, row: int) -> list[int]:
         """Return the rank of each name of ROW."""
         nrank = int(self._rows.view("nrank")[row])
         if nrank == _MIXED:
             return self._ranks[row]
-        return [nrank] * len(_expanded(self._rows.view("names")[row]))
+        return [nrank] * len(self._names_of(row))
 
     def _settle(self, row: int, names: list[str], ranks: list[int] | None) -> None:
         """Store NAMES (RANKS: the rank of each; None: all of the row's own rank) for ROW."""
@@ -229,7 +272,16 @@ class StreamingMerge:
         else:
             self._repeats.discard(row)
         self._ranks.pop(row, None)
-        self._rows.view("names")[row] = _compact_one(names)
+        self._many.pop(row, None)
+        nlen = self._rows.view("nlen")
+        if len(names) == 1 and names[0]:
+            start, length = self._arena.put(names)
+            self._rows.view("nstart")[row], nlen[row] = start[0], length[0]
+        elif names:
+            nlen[row] = _MANY
+            self._many[row] = tuple(names)
+        else:
+            nlen[row] = 0
         if ranks is None:
             return
         nrank = self._rows.view("nrank")
@@ -248,11 +300,15 @@ class StreamingMerge:
     def rows(self, rows: np.ndarray, header: Sequence[str] = (), source: str = "") -> StatsColumns:
         """Return the composite's ROWS (positions, e.g. a slice of `order()`) as a table."""
         numbers = {key: self._rows.view(key)[rows] for key in _RULES}
-        names = [(ns,) if type(ns) is str else ns for ns in self._rows.view("names")[rows].tolist()]
-        if self._repeats:
+        nlen = self._rows.view("nlen")[rows]
+        names: list[Sequence[str]] = [NO_NAMES] * len(rows)
+        one = np.flatnonzero(nlen > 0)
+        texts = self._arena.get(self._rows.view("nstart")[rows[one]], nlen[one].astype(np.int64))
+        for i, text in zip(one.tolist(), texts, strict=True):
+            names[i] = (text,)
+        for i in np.flatnonzero(nlen == _MANY).tolist():
             # a list with repeats may keep names past the cap (see nameunion.bounded)
-            for i in np.flatnonzero(np.isin(rows, list(self._repeats))).tolist():
-                names[i] = names[i][:self.max_names]
+            names[i] = self._many[int(rows[i])][:self.max_names]
         return StatsColumns(list(header), self.keys().take(rows), numbers, names, source)
 
     def chunks(self, size: int) -> Iterator[StatsColumns]:
