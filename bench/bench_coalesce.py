@@ -94,7 +94,7 @@ def merge_child(args: argparse.Namespace) -> None:
         users = len(merged)
         write_stats(str(out), merged)
     else:
-        allocator.give_memory_back()  # as ncs-coalesce does
+        allocator.few_arenas()  # as ncs-coalesce does
         built = Composite()
 
         def work(host: int) -> None:
@@ -341,6 +341,7 @@ def bench_compression(args: argparse.Namespace) -> None:
                         sshd0, cpu0 = _children_cpu(server.pid), time.process_time()
                         result = fetch_host(spec)
                         cpu = time.process_time() - cpu0
+                        time.sleep(0.5)  # until sshd has reaped the session and counted its CPU
                         sshd = _children_cpu(server.pid) - sshd0
                         if not result.ok:
                             raise SystemExit(f"fetch failed: {result.reason}")

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
         built = Composite(inv.max_names)
-        allocator.give_memory_back()  # before the fetching threads start
+        allocator.few_arenas()  # before the fetching threads start
         # The collector is paused; the composite collects each host's garbage
         # as it merges the host (Composite.add), without walking itself each time.
         with gcpause.paused():

@@ -25,6 +25,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.columns import NO_NAMES, StatsColumns
+from ncs.stats.growing import object_array
 from ncs.stats.layout import GLUE, RECORD_OPEN
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import list_names
@@ -170,10 +171,9 @@ def _decimals(buf: np.ndarray, stop: np.ndarray, width: np.ndarray) -> np.ndarra
 
 def _names(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list | None:
     """Return each record's names from the bodies [FIRST, STOP) of their lists, or None if one is odd."""
-    names: list = [NO_NAMES] * len(first)
     named = np.flatnonzero(stop > first)
     if not len(named):
-        return names
+        return [NO_NAMES] * len(first)
     text = decode_stats_bytes(b"\n".join(_slices(piece, first[named], stop[named])) + b"\n")
     if _BODIES.fullmatch(text) is None:
         return None
@@ -182,9 +182,9 @@ def _names(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list | None:
         lists = [list_names(b) for b in bodies]
     else:
         lists = [b[1:-2].split("','") for b in bodies]
-    for i, ns in zip(named.tolist(), lists, strict=True):
-        names[i] = ns
-    return names
+    names = object_array([NO_NAMES] * len(first))
+    names[named] = object_array(lists)
+    return names.tolist()
 
 
 def _ipv4_keys(chars: np.ndarray, inside: np.ndarray) -> np.ndarray | None:

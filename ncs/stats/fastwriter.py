@@ -24,7 +24,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.layout import GLUE, RECORD_OPEN, TAB_AFTER_AT_MOST
-from ncs.stats.quoting import names_body
+from ncs.stats.quoting import names_bodies
 from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
@@ -206,7 +206,7 @@ def record_blocks(keys: AddressKeys, numbers: Mapping[str, np.ndarray],
     order = sorted(named)
     cuts = (row_start[order] + upto[order]).tolist()
     # All bodies encoded at once; a quoted body never holds a NUL to split at.
-    bodies = "\0".join([names_body(named[row]) for row in order]).encode().split(b"\0")
+    bodies = "\0".join(names_bodies([named[row] for row in order])).encode().split(b"\0")
     # Views, not slices: the text between two names is copied once, by the join.
     view = memoryview(text)
     between = [view[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]

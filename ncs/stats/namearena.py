@@ -18,7 +18,10 @@ _CODEC = ("utf-8", "surrogatepass")  # any Python string, and back
 
 
 def _encoded(texts: Sequence[str]) -> tuple[bytes, np.ndarray]:
-    """Return (TEXTS' UTF-8 bytes one after the other, the byte length of each)."""
+    """Return (TEXTS' UTF-8 bytes one after the other, the byte length of each).
+
+    TEXTS may be a list or a 1-D object array of strings.
+    """
     joined = "".join(texts)
     blob = joined.encode(*_CODEC)
     if len(blob) == len(joined):  # all ASCII: a byte per character

@@ -51,6 +51,20 @@ def names_body(names: Sequence[str]) -> str:
     return "'" + "','".join(names) + "',"
 
 
+def names_bodies(lists: Sequence[Sequence[str]]) -> list[str]:
+    """Return `names_body` of every list of LISTS, the usual case (one plain name each) in bulk.
+
+    Lists of exactly one name that needs no quoting make their bodies in two
+    C calls for all of them (a join and a split), not in a call each.
+    """
+    single = [ns[0] for ns in lists if len(ns) == 1]
+    plain = "".join(single)
+    if len(single) != len(lists) or "'" in plain or "\\" in plain or "\0" in plain \
+            or not plain.isprintable():
+        return [names_body(ns) for ns in lists]
+    return ("'" + "',\0'".join(single) + "',").split("\0") if single else []
+
+
 _SINGLE_QUOTE_ESCAPE = re.compile(r"\\([\\'])")
 
 

@@ -58,9 +58,9 @@ class _Names:
 
     #: how many names each row has
     counts: np.ndarray
-    #: the rows with exactly one name (not empty), and that name of each
+    #: the rows with exactly one name (not empty), and that name of each (an object array)
     single: np.ndarray
-    texts: list[str]
+    texts: np.ndarray
     #: every row's names as they came (for the rest)
     lists: np.ndarray
 
@@ -70,10 +70,12 @@ class _Names:
         every = object_array(lists)
         counts = np.fromiter(map(len, lists), np.int64, len(lists))
         ones = np.flatnonzero(counts == 1)
-        texts = list(map(itemgetter(0), every[ones]))
+        texts = object_array(list(map(itemgetter(0), every[ones])))
         # an empty name cannot be told from "no names" in the arena: it goes with the rest
         kept = np.fromiter(map(bool, texts), bool, len(texts))
-        return cls(counts, ones[kept], [t for t, k in zip(texts, kept, strict=True) if k], every)
+        if not kept.all():
+            ones, texts = ones[kept], texts[kept]
+        return cls(counts, ones, texts, every)
 
     def take(self, rows: np.ndarray) -> _Names:
         """Return the names of ROWS (positions in the table, ascending) only."""
@@ -81,10 +83,10 @@ class _Names:
         mask[self.single] = True
         position = np.cumsum(mask) - 1
         picked = rows[mask[rows]]
-        texts = [self.texts[i] for i in position[picked].tolist()]
         where = np.full(len(self.counts), -1, np.int64)
         where[rows] = np.arange(len(rows))
-        return _Names(self.counts[rows], where[picked], texts, self.lists[rows])
+        return _Names(self.counts[rows], where[picked], self.texts[position[picked]],
+                      self.lists[rows])
 
 
 def _distinct(table: StatsColumns) -> StatsColumns:
@@ -216,8 +218,7 @@ class StreamingMerge:
         fresh = one[incoming.single] & (nrank[incoming.single] == _NO_RANK)
         if fresh.any():
             at = rows[incoming.single[fresh]]
-            nstart_column[at], nlen_column[at] = self._arena.put(
-                [t for t, f in zip(incoming.texts, fresh.tolist(), strict=True) if f])
+            nstart_column[at], nlen_column[at] = self._arena.put(incoming.texts[fresh])
             nrank_column[at] = rank
         # The same one name again (the usual case: hosts agree on an address's name).
         same = np.zeros(len(rows), bool)
@@ -225,12 +226,12 @@ class StreamingMerge:
         if len(held):
             stored = rows[held]
             candidates = (nlen_column[stored] > 0) & (nrank[held] >= 0)
-            texts = [t for t, f in zip(incoming.texts, (~fresh).tolist(), strict=True) if f]
+            texts = incoming.texts[~fresh]
             equal = np.zeros(len(held), bool)
             if candidates.any():
                 pick = np.flatnonzero(candidates)
                 equal[pick] = self._arena.equal(nstart_column[stored[pick]], nlen_column[stored[pick]],
-                                                [texts[i] for i in pick.tolist()])
+                                                texts[pick])
             same[held[equal]] = True
         nrank_column[rows[same]] = np.minimum(nrank[same], rank)
         slow |= (counts > 0) & ~same
