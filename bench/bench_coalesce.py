@@ -5,7 +5,7 @@
     .venv/bin/python bench/bench_coalesce.py fleet [--hosts 300] [--records 10000] [--sshd 6] [--jobs 8]
     .venv/bin/python bench/bench_coalesce.py compression [--records 50000] [--rates 0,100,10,2]
 
-merge (issue 11 (b)): HOSTS generated sources (bench/fleetgen.py) go through
+merge: HOSTS generated sources (bench/fleetgen.py) go through
 the coalescer's own path in one process: JOBS threads each take a host's
 stats text, feed it in 64 KiB pieces to the stream reader, merge the table
 into the composite and drop it; the composite is then written.  Measured
@@ -15,7 +15,7 @@ The baseline, in the same run, is the all-at-once merge ncs-coalesce did
 before (every table held, merge_tables at the end) on the first
 BASELINE_HOSTS hosts (all of them need memory for all the sources).
 
-fleet (issue 11 (a), root): HOSTS inventory entries served by SSHD sshd
+fleet (root): HOSTS inventory entries served by SSHD sshd
 processes on loopback addresses; each entry's command prints its own
 file.  Runs ncs-coalesce; then, over the same sshd, OpenSSH's `ssh HOST cat
 FILE` of every file (JOBS at a time) as the baseline of moving the bytes
@@ -383,7 +383,7 @@ def main() -> int:
     args.records = args.records or records
     args.jobs = args.jobs or jobs
     if args.what == "fleet" and not (args.distinct or "--pool" in sys.argv):
-        args.distinct = True  # issue 11 (a): distinct addresses
+        args.distinct = True  # a fleet of distinct addresses, unless a pool is asked for
     DATA.mkdir(parents=True, exist_ok=True)
     {"merge": bench_merge, "_merge-child": merge_child, "fleet": bench_fleet,
      "compression": bench_compression,

@@ -1,9 +1,9 @@
 """Hosts that misbehave on purpose: escape codes in what they say, and hundreds of megabytes of output.
 
-Issue 10, items 10 and 11: nothing a host writes reaches the operator's
-terminal raw, the whole of a failing command's stderr is kept (on one
-line), and a host's output is read as a stream within a bound that the
-reason names, so one host cannot make the coalescer use gigabytes.
+Nothing a host writes reaches the operator's terminal raw, the whole of a
+failing command's stderr is kept (on one line), and a host's output is read
+as a stream within a bound that the reason names, so one host cannot make
+the coalescer use gigabytes.
 """
 
 from __future__ import annotations

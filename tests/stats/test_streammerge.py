@@ -91,8 +91,8 @@ def test_the_cap_keeps_the_first_names_and_counts_the_address() -> None:
 
 
 def test_one_address_with_80k_names_merges_fast() -> None:
-    # Issue 11: a host sending one address with 80,000 names (2.2 MB) held
-    # the old merge for 37.8 s.
+    # A host sending one address with 80,000 names (2.2 MB) held the merge
+    # of an earlier version for 37.8 s.
     names = [f"name{i:05d}.host.example" for i in range(80_000)]
     other = list(reversed(names))
     tables = [StatsColumns.from_records([], [("192.0.2.1", Record(B=i, N=ns))])
