@@ -177,11 +177,13 @@ def _names(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list | None:
     text = decode_stats_bytes(b"\n".join(_slices(piece, first[named], stop[named])) + b"\n")
     if _BODIES.fullmatch(text) is None:
         return None
-    bodies = text.split("\n")[:-1]
     if "\\" in text:
-        lists = [list_names(b) for b in bodies]
+        lists = [list_names(b) for b in text.split("\n")[:-1]]
+    elif "','" not in text:
+        # one name each (the usual case): unquoted and made 1-tuples in C
+        lists = list(zip(text[1:-3].split("',\n'")))
     else:
-        lists = [b[1:-2].split("','") for b in bodies]
+        lists = [b[1:-2].split("','") for b in text.split("\n")[:-1]]
     names = object_array([NO_NAMES] * len(first))
     names[named] = object_array(lists)
     return names.tolist()

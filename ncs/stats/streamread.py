@@ -23,6 +23,7 @@ and read at the end, so the outcome stays that of the whole text.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,8 @@ class _Piece:
     offset: int
     #: the line of each record, when the piece is not 10 lines a record
     lines: list[int] | None = None
+    #: the addresses as written (None: only IPv4 ones, not kept)
+    texts: list[str] | None = None
 
     def line(self, row: int) -> int:
         """Return the line (from 1) on which the record in table row ROW starts."""
@@ -98,8 +101,6 @@ class StatsStream:
         self._pieces: list[_Piece] = []
         self._rows = GrowingColumns({"is6": bool, "hi": np.uint64, "lo": np.uint64,
                                      **{key: np.int64 for key in NUMBER_KEYS}, "names": object})
-        #: the addresses as written (without keep_texts: only the IPv6 ones, by row)
-        self._written: list[str] | dict[int, str] = [] if keep_texts else {}
         self._texts: set[str] | None = None  # every address so far, once they stop ascending
         self._last: AddressKeys | None = None  # the last address read, while they ascend
         self.size = 0  # bytes fed
@@ -196,13 +197,15 @@ class StatsStream:
             cut += len(_RECORD_END)
             piece = text[pos:cut]
             table = read_blocks(piece, self.source, self.keep_texts)
-            if table is None:  # not the canonical layout throughout: the reader's turn
+            if table is not None:
+                lines = BLOCK_LINES * len(table)
+            else:  # not the canonical layout throughout: the reader's turn
                 try:
                     table = parse_stats(_PIECE_HEAD + decode_stats_bytes(piece) + CLOSING, self.source)
                 except StatsFormatError:
                     self._cutting = False  # the rest, from this piece on, is read whole at the end
                     break
-            lines = piece.count(b"\n")
+                lines = piece.count(b"\n")
             self._add(table, lines, piece)
             self._lines += lines
             pos = cut
@@ -233,19 +236,16 @@ class StatsStream:
         keys = table.keys
         self._rows.append({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo, **table.numbers,
                            "names": object_array(table.names)})
-        if isinstance(self._written, list):
-            self._written += table.addresses
-        elif keys.is6.any():
-            self._written.update((piece.start + i, table.addresses[i])
-                                 for i in np.flatnonzero(keys.is6).tolist())
+        # An IPv4 address has one spelling; an IPv6 one's, as written, matters for repeats.
+        if self.keep_texts or keys.is6.any():
+            piece.texts = table.addresses
         self._pieces.append(piece)
 
     def _text(self, row: int) -> str:
         """Return the address of table ROW as written."""
-        if isinstance(self._written, list):
-            return self._written[row]
-        if row in self._written:
-            return self._written[row]
+        piece = self._pieces[bisect_right([p.start for p in self._pieces], row) - 1]
+        if piece.texts is not None:
+            return piece.texts[row - piece.start]
         return AddressKeys(*(self._rows.view(c)[row:row + 1] for c in ("is6", "hi", "lo"))).text(0)
 
     def _row_of(self, address: str) -> int | None:
@@ -268,6 +268,7 @@ class StatsStream:
         body = pending.removesuffix(_CLOSING)
         last = read_blocks(body, self.source, self.keep_texts) if self._cutting and body != pending \
             else None
+        lines = BLOCK_LINES * len(last) if last is not None else body.count(b"\n")
         if last is None:
             rest = decode_stats_bytes(pending)
             if not self._pieces:
@@ -279,10 +280,10 @@ class StatsStream:
                 last = parse_stats(_PIECE_HEAD + rest, self.source)
             except StatsFormatError:
                 raise self._first_error(rest) from None
-        self._add(last, body.count(b"\n"), body)
+        self._add(last, lines, body)
         header = parse_stats(head + CLOSING, self.source).header
         rows, self._rows = self._rows, GrowingColumns({})
-        texts = self._written if isinstance(self._written, list) else None
+        texts = [a for p in self._pieces for a in p.texts or ()] if self.keep_texts else None
         return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
                             {key: rows.view(key) for key in NUMBER_KEYS}, rows.view("names").tolist(),
                             self.source, texts)
