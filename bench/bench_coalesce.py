@@ -1,8 +1,9 @@
 """Fleet benchmark of ncs-coalesce: the merge path in process, a fleet over real sshd, SSH compression.
 
-    .venv/bin/python bench/bench_coalesce.py merge [--hosts 1000] [--records 50000] [--jobs 2]
+    .venv/bin/python bench/bench_coalesce.py merge [--hosts 1000] [--records 50000] [--jobs 1]
                                                    [--pool 5000000 | --distinct] [--baseline-hosts N]
     .venv/bin/python bench/bench_coalesce.py fleet [--hosts 300] [--records 10000] [--sshd 6] [--jobs 8]
+                                                   [--repeat 3] [--compare-with PYTHON]
     .venv/bin/python bench/bench_coalesce.py compression [--records 50000] [--rates 0,100,10,2]
 
 merge: HOSTS generated sources (bench/fleetgen.py) go through
@@ -19,7 +20,9 @@ fleet (root): HOSTS inventory entries served by SSHD sshd
 processes on loopback addresses; each entry's command prints its own
 file.  Runs ncs-coalesce; then, over the same sshd, OpenSSH's `ssh HOST cat
 FILE` of every file (JOBS at a time) as the baseline of moving the bytes
-alone, and the all-at-once merge.  sshd's CPU is shown beside.
+alone, and the all-at-once merge; with --compare-with, also the
+ncs-coalesce of another installation (e.g. a venv of an earlier commit).
+sshd's CPU is shown beside.
 
 compression (root): one host of RECORDS records fetched with and without
 SSH compression, directly on loopback and through the delaying relay of
@@ -214,12 +217,18 @@ def bench_fleet(args: argparse.Namespace) -> None:
                 ("all at once (before)", [sys.executable, __file__, "_fleet-child", str(inventory),
                                           str(base / "all.stats")]),
             ]
+            if args.compare_with:
+                runs.append((f"ncs-coalesce of {args.compare_with}",
+                             [args.compare_with, "-m", "ncs.coalesce.cli", "-i", str(inventory),
+                              "-o", str(base / "other.stats"), "--force"]))
             records = args.hosts * args.records
             measured: dict[str, list[tuple[Measured, float]]] = {label: [] for label, _ in runs}
             for round_ in range(args.repeat):
                 for label, argv in runs:  # round by round, so that load changes hit them all
                     before = sum(_children_cpu(s.pid) for s in servers)
-                    done = run_measured(argv, timeout=3600, cwd=REPO)
+                    # another installation runs away from this checkout's ncs/
+                    done = run_measured(argv, timeout=3600,
+                                        cwd="/" if argv[0] == args.compare_with else REPO)
                     sshd = sum(_children_cpu(s.pid) for s in servers) - before
                     if done.returncode != 0:
                         raise SystemExit(f"{label} failed ({done.returncode}): "
@@ -370,13 +379,15 @@ def main() -> int:
     p.add_argument("--baseline-hosts", type=int, default=100,
                    help="merge: hosts of the all-at-once baseline (0: none)")
     p.add_argument("--sshd", type=int, default=6, help="fleet: sshd processes")
+    p.add_argument("--compare-with", metavar="PYTHON",
+                   help="fleet: also run the ncs-coalesce of another installation's Python")
     p.add_argument("--rates", default="0,100,10,2", help="compression: link rates, Mbit/s")
     p.add_argument("--delay", type=float, default=0.02, help="compression: one-way delay, s")
     p.add_argument("--repeat", type=int, default=3, help="fleet, compression: rounds")
     p.add_argument("--all-at-once", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--output", help=argparse.SUPPRESS)
     args = p.parse_args()
-    defaults = {"merge": (1000, 50_000, 2), "_merge-child": (1000, 50_000, 2),
+    defaults = {"merge": (1000, 50_000, 1), "_merge-child": (1000, 50_000, 1),
                 "fleet": (300, 10_000, 8), "compression": (1, 50_000, 1)}
     hosts, records, jobs = defaults.get(args.what, (1, 1, 1))
     args.hosts = args.hosts or hosts

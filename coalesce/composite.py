@@ -116,10 +116,6 @@ class Composite:
         return composite_header(self.sources, self.failures, len(self.merge), now,
                                 capped=self.merge.capped, max_names=self.merge.max_names)
 
-    def table(self, now: int | None = None) -> StatsColumns:
-        """Return the whole composite as one table (a copy, in address order)."""
-        return self.merge.table(self.header(now))
-
     def write(self, path: str, now: int | None = None) -> None:
         """Replace the stats file at PATH with the composite, atomically, chunk by chunk.
 

@@ -31,6 +31,8 @@ __all__ = ["FetchError", "FetchResult", "StageTimes", "fetch_all", "fetch_host",
 #: How often the output loop wakes up to drain stderr and look at the clock.
 _POLL_SECONDS = 0.2
 _READ_CHUNK = 1 << 20
+#: SFTP reads (32 KiB each) in flight at once: 2 MiB, the window of a command's channel.
+_SFTP_REQUESTS = 64
 
 
 class StageTimes(NamedTuple):
@@ -169,7 +171,10 @@ def sftp_fetch(client: paramiko.SSHClient, path: str, dog: Watchdog, output: Hos
             size = f.stat().st_size or 0
             if size > output.max_size:
                 raise FetchError(f"{path} is larger than max_size {_size_text(output.max_size)}")
-            f.prefetch(size)
+            # Reads go out ahead (a request per 32 KiB would wait a round
+            # trip each), a bounded number at a time; what arrives faster than
+            # it is read waits in paramiko's buffers, within the size checked.
+            f.prefetch(size, max_concurrent_requests=_SFTP_REQUESTS)
             while data := f.read(_READ_CHUNK):
                 output.take(data)
     except OSError as err:

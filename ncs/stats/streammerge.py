@@ -26,7 +26,7 @@ where its name is (12) and the name's bytes, and the index (10-20).
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -104,7 +104,7 @@ def _distinct(table: StatsColumns) -> StatsColumns:
 
 
 class StreamingMerge:
-    """A composite built by `add`ing tables one at a time; `chunks`/`table` give it in address order."""
+    """A composite built by `add`ing tables one at a time; `order` and `rows` give it in address order."""
 
     def __init__(self, max_names: int = MAX_NAMES, capacity: int = 1024) -> None:
         if max_names < 1:
@@ -311,12 +311,6 @@ class StreamingMerge:
             # a list with repeats may keep names past the cap (see nameunion.bounded)
             names[i] = self._many[int(rows[i])][:self.max_names]
         return StatsColumns(list(header), self.keys().take(rows), numbers, names, source)
-
-    def chunks(self, size: int) -> Iterator[StatsColumns]:
-        """Yield the composite in ascending address order, SIZE rows at a time."""
-        order = self.order()
-        for start in range(0, len(order), size):
-            yield self.rows(order[start:start + size])
 
     def table(self, header: Sequence[str] = (), source: str = "") -> StatsColumns:
         """Return the whole composite in ascending address order (a copy: for tests and small merges)."""

@@ -118,3 +118,17 @@ def test_perl_do_reads_the_composite(tmp_path: Path):
         addr, *fields = line.split("|")
         got[addr] = (*map(int, fields[:7]), tuple(fields[7:]))
     assert got == expected
+
+
+def test_the_composite_header_counts_addresses_past_the_names_cap(tmp_path: Path):
+    many = [f"n{i}.example" for i in range(100)]
+    built = Composite()
+    built.add(0, "h0", StatsFile(stats_header(START, 1, 1, 2, "h0"),
+                                 {"192.0.2.1": Record(B=1, N=many[:70]),
+                                  "192.0.2.2": Record(B=1, N=["x"])}).columns())
+    built.add(1, "h1", StatsFile(stats_header(START, 1, 1, 1, "h1"),
+                                 {"192.0.2.1": Record(B=1, N=many[30:])}).columns())
+    built.write(str(tmp_path / "composite"))
+    composite = read_stats(str(tmp_path / "composite"))
+    assert composite.records["192.0.2.1"].N == many[:64]
+    assert "names-capped:\t1 addresses had more than 64 names; the first 64 kept" in composite.header
