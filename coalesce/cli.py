@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
 import threading
 from collections.abc import Callable
 
-from ncs import __version__
+from ncs import __version__, allocator, gcpause
 from ncs.argtypes import OneLineParser, bounded_int
-from ncs.coalesce.composite import Failure, Source, composite
+from ncs.coalesce.composite import Composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
 from ncs.coalesce.sshfetch import FetchResult, fetch_all
 from ncs.files import is_fresh
 from ncs.locks import FileLock, LockBusy
-from ncs.stats.writer import write_stats
+from ncs.stats.quoting import safe_text
 
 EXIT_OK = 0
 EXIT_HOST_FAILED = 1
@@ -97,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.force and is_fresh(output, inv.refresh):
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
-        results = _fetch_everything(inv, _progress_wanted(args))
-        status = _write_composite(output, results)
+        built = Composite(inv.max_names)
+        allocator.few_arenas()  # before the fetching threads start
+        # The collector is paused; the composite collects each host's garbage
+        # as it merges the host (Composite.add), without walking itself each time.
+        with gcpause.paused():
+            results = _fetch_everything(inv, built, _progress_wanted(args))
+            status = _write_composite(output, built)
+            gcpause.tidy(full=True)
+        gc.unfreeze()
         _print_summary(args, results)
     finally:
         try:
@@ -111,26 +119,45 @@ def main(argv: list[str] | None = None) -> int:
     return _report(args, output, EXIT_HOST_FAILED if failed else EXIT_OK)
 
 
-def _fetch_everything(inv: Inventory, progress: bool) -> list[FetchResult]:
-    """Fetch the local agent and every host; returns results, the local agent first."""
+def _fetch_everything(inv: Inventory, built: Composite, progress: bool) -> list[FetchResult]:
+    """Fetch the local agent and every host, merging each table into BUILT as it arrives.
+
+    Returns the results (without their tables), the local agent first.  The
+    local agent has rank 0 and the hosts 1, 2, ... in inventory order.
+    """
+    rank = {spec.name: i for i, spec in enumerate(inv.hosts, start=1)}
+
+    def merged(result: FetchResult) -> None:
+        where = rank.get(result.name, 0)
+        if result.stats is not None:
+            built.add(where, result.name, result.stats, result.seconds)
+        else:
+            built.fail(where, result.name, result.reason or "failed", result.seconds)
+
     local_result: list[FetchResult] = []
     local_thread = None
     if inv.local is not None:
         local = inv.local
-        local_thread = threading.Thread(target=lambda: local_result.append(fetch_local(local)),
-                                         name="ncs-local", daemon=True)
+
+        def fetch_local_agent() -> None:
+            result = fetch_local(local)
+            merged(result)
+            local_result.append(result.without_stats())
+
+        local_thread = threading.Thread(target=fetch_local_agent, name="ncs-local", daemon=True)
         local_thread.start()
     if progress and inv.hosts:
-        results = _fetch_with_progress(inv.hosts, inv.jobs)
+        results = _fetch_with_progress(inv.hosts, inv.jobs, merged)
     else:
-        results = fetch_all(inv.hosts, inv.jobs)
+        results = fetch_all(inv.hosts, inv.jobs, on_done=merged)
     if local_thread is not None:
         local_thread.join()
     return local_result + results
 
 
-def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
-    """fetch_all with a rich progress bar and one line per finished host on stderr."""
+def _fetch_with_progress(hosts: list[HostSpec], jobs: int,
+                         merged: Callable[[FetchResult], None]) -> list[FetchResult]:
+    """fetch_all (each result to MERGED) with a rich progress bar and a line per finished host on stderr."""
     # rich takes a while to import; only a run watched on a terminal uses it.
     from rich.console import Console
     from rich.markup import escape
@@ -162,33 +189,32 @@ def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
                 bar.update(task, description=describe())
 
         def done(result: FetchResult) -> None:
+            merged(result)
             with guard:
                 running.discard(result.name)
                 bar.update(task, advance=1, description=describe())
+            name = escape(safe_text(result.name))
             if result.ok:
-                assert result.stats is not None
-                bar.console.print(f"[green]ok[/]     {escape(result.name)}  "
-                                  f"{len(result.stats)} records  {result.seconds:.2f} s")
+                bar.console.print(f"[green]ok[/]     {name}  {result.records} records  "
+                                  f"{result.seconds:.2f} s")
             else:
-                bar.console.print(f"[red]failed[/] {escape(result.name)}  {escape(result.reason or '')}")
+                bar.console.print(f"[red]failed[/] {name}  {escape(safe_text(result.reason or ''))}")
 
         return fetch_all(hosts, jobs, on_start=started, on_done=done)
 
 
-def _write_composite(output: str, results: list[FetchResult]) -> int | None:
-    """Merge the good results and write the composite atomically.
+def _write_composite(output: str, built: Composite) -> int | None:
+    """Write the composite BUILT atomically to OUTPUT.
 
     Returns None when written, or an exit status when nothing could be
     written (no host delivered stats, or the file could not be written);
     the previous composite is then left untouched.
     """
-    sources = [Source(r.name, r.stats, r.seconds) for r in results if r.stats is not None]
-    failures = [Failure(r.name, r.reason or "failed", r.seconds) for r in results if r.stats is None]
-    if not sources:
+    if not built.sources:
         print(f"ncs-coalesce: no host delivered stats; {output} left as it was", file=sys.stderr)
         return EXIT_HOST_FAILED
     try:
-        write_stats(output, composite(sources, failures))
+        built.write(output)
     except OSError as err:
         print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return EXIT_HOST_FAILED
@@ -216,16 +242,16 @@ def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None
             table.add_column(col, justify=justify)  # type: ignore[arg-type]
         for r in rows:
             # names and reasons hold brackets ("[addr]:port") that are not markup
-            table.add_row(escape(r.name), "[green]ok[/]" if r.ok else "[red]failed[/]",
-                          str(len(r.stats)) if r.stats else "-", f"{r.seconds:.2f}",
-                          escape(r.reason or ""))
+            table.add_row(escape(safe_text(r.name)), "[green]ok[/]" if r.ok else "[red]failed[/]",
+                          str(r.records) if r.ok else "-", f"{r.seconds:.2f}",
+                          escape(safe_text(r.reason or "")))
         Console(stderr=True, highlight=False).print(table)
         return
     for r in rows:
-        records = str(len(r.stats)) if r.stats else "-"
+        records = str(r.records) if r.ok else "-"
         status = "ok" if r.ok else "failed"
-        line = f"{r.name}\t{status}\t{records}\t{r.seconds:.2f}"
-        print(line + (f"\t{r.reason}" if r.reason else ""), file=sys.stderr)
+        line = f"{safe_text(r.name)}\t{status}\t{records}\t{r.seconds:.2f}"
+        print(line + (f"\t{safe_text(r.reason)}" if r.reason else ""), file=sys.stderr)
 
 
 def _report(args: argparse.Namespace, output: str, status: int) -> int:

@@ -8,9 +8,15 @@ from typing import Any
 
 from ncs.kinds import Choice, FilePath, HostPort, Integer, Number, Text, Typed
 from ncs.settings import NULL, Key, SettingsError, Table, load_settings, where
+from ncs.stats.nameunion import MAX_NAMES
 
 DEFAULT_COMMAND = "ncs-agent dump --wait --max-age 300 --print"
 HOST_KEY_POLICIES = ("strict", "accept-new", "off")
+#: The most bytes a host may send by default.  Its table is read as the
+#: bytes arrive (ncs.stats.streamread) and held until it is merged: about
+#: 0.8 bytes of memory per byte of output.  An agent at its default bound of
+#: 1,000,000 addresses writes about 130-160 MB.
+DEFAULT_MAX_SIZE = 256 << 20
 
 
 class InventoryError(ValueError):
@@ -39,7 +45,12 @@ CONNECTION = Table([
     Key("command", Text(), DEFAULT_COMMAND, "remote command that prints the stats file"),
     Key("exec", Text(), None, "legacy host: command run before `fetch`"),
     Key("fetch", Text(), None, "legacy host: path of the stats file, read over SFTP"),
-    Key("max_size", Integer(1), 1 << 30, "most bytes accepted from the host", NULL),
+    Key("max_size", Integer(1), DEFAULT_MAX_SIZE, "most bytes accepted from the host", NULL),
+    Key("proxy_jump", Text(), None, "jump hosts [user@]host[:port],... (default: ssh_config ProxyJump)"),
+    Key("proxy_command", Text(), None,
+        "command whose stdin/stdout is the connection, %h %p %r expanded (default: ssh_config)"),
+    Key("compression", Typed(bool, "must be true or false"), False,
+        "compress the SSH connection (pays only on slow links: docs/coalesce.md)"),
 ], _describe)
 
 #: The top level of the inventory.
@@ -56,6 +67,7 @@ TOP = Table([
     Key("jobs", Integer(1), 8, "hosts fetched at the same time", NULL),
     Key("lock", FilePath(), None, "run lock file (default: <composite>.lock)", NULL),
     Key("lock_wait", Number(0), 0.0, "seconds to wait for another running coalescer", NULL),
+    Key("max_names", Integer(1), MAX_NAMES, "names an address keeps in the composite", NULL),
 ], _describe)
 
 #: Keys of the `local:` section.
@@ -95,6 +107,9 @@ class HostSpec:
     exec: str | None
     fetch: str | None
     max_size: int
+    proxy_jump: str | None
+    proxy_command: str | None
+    compression: bool
 
     @property
     def legacy(self) -> bool:
@@ -126,6 +141,7 @@ class Inventory:
     jobs: int
     lock: str | None
     lock_wait: float
+    max_names: int
 
 
 def load_inventory(path: str) -> Inventory:

@@ -19,7 +19,7 @@ def fetch_local(local: LocalAgent) -> FetchResult:
     started = time.monotonic()
 
     def failed(reason: str) -> FetchResult:
-        return FetchResult(local.name, None, reason, time.monotonic() - started)
+        return FetchResult.failed(local.name, reason, time.monotonic() - started)
 
     if local.update is not None:
         before = file_id(local.stats)
@@ -33,4 +33,4 @@ def fetch_local(local: LocalAgent) -> FetchResult:
         stats = read_stats(local.stats, allow_empty=False)
     except StatsFormatError as err:
         return failed(f"not a complete stats file: {err}")
-    return FetchResult(local.name, stats, None, time.monotonic() - started)
+    return FetchResult.fetched(local.name, stats, time.monotonic() - started)

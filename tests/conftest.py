@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.support.sshd",
     "tests.support.web",
     "tests.support.controlport",
+    "tests.support.relay",
 ]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.layout import GLUE, RECORD_OPEN, TAB_AFTER_AT_MOST
-from ncs.stats.quoting import perl_quote
+from ncs.stats.quoting import names_bodies
 from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
 
 HOLE = 0  # a byte that never appears in the text: marks squeezed-out positions
@@ -205,13 +205,16 @@ def record_blocks(keys: AddressKeys, numbers: Mapping[str, np.ndarray],
     row_len = np.count_nonzero(keep, axis=1)
     row_start = np.concatenate([[0], np.cumsum(row_len)[:-1]])
     upto = np.count_nonzero(keep[:, :names_cell * CELL], axis=1)
-    pieces, at = [], 0
-    for row in sorted(named):
-        cut = int(row_start[row] + upto[row])
-        pieces.append(text[at:cut])
-        pieces.append("".join(perl_quote(name) + "," for name in named[row]).encode())
-        at = cut
-    pieces.append(text[at:])
+    order = sorted(named)
+    cuts = (row_start[order] + upto[order]).tolist()
+    # All bodies encoded at once; a quoted body never holds a NUL to split at.
+    bodies = "\0".join(names_bodies([named[row] for row in order])).encode().split(b"\0")
+    # Views, not slices: the text between two names is copied once, by the join.
+    view = memoryview(text)
+    between = [view[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    pieces = [None] * (2 * len(bodies) + 1)
+    pieces[0::2] = between
+    pieces[1::2] = bodies
     return bytearray().join(pieces)
 
 

@@ -1,13 +1,15 @@
 """Merging tables: every address once, its values combined by its fields' merge rules.
 
 The rules come from `ncs.stats.record.FIELDS`: B, C, R and W are summed
-(up to `ncs.stats.numbers.MAX_VALUE`), E and T take the latest, S the
-earliest, and N is the union of the names in first-seen order.  The work is
-vectorised: the tables' key columns are concatenated and sorted once
-(stably, so "first seen" is the order of the tables), every address becomes
-a run of rows, and each numeric column is reduced over the runs in one
-numpy call.  Only addresses named in more than
-one table cost a Python step each.
+(up to `ncs.stats.numbers.MAX_VALUE`), E, L and T take the latest, S the
+earliest, and N is the union of the names in first-seen order, at most
+`ncs.stats.nameunion.MAX_NAMES` of them.  This is the plain merge of tables
+held all at once, and the reference that the streaming merge
+(`ncs.stats.streammerge`) is held to.  The work is vectorised: the tables'
+key columns are concatenated and sorted once (stably, so "first seen" is the
+order of the tables), every address becomes a run of rows, and each numeric
+column is reduced over the runs in one numpy call.  Only addresses named in
+more than one table, or with more names than the cap, cost a Python step each.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.columns import StatsColumns, concat_numbers
+from ncs.stats.nameunion import MAX_NAMES, unite
 from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.record import FIELDS, NAMES_KEY
 
@@ -27,12 +30,13 @@ _INT64_SAFE = 2**63 - 1
 
 
 def merge_tables(tables: Sequence[StatsColumns], header: list[str] | None = None,
-                 source: str = "") -> StatsColumns:
+                 source: str = "", max_names: int = MAX_NAMES) -> StatsColumns:
     """Return the merge of TABLES, in ascending address order, with HEADER as its header.
 
     Addresses are matched by value (`ncs.stats.addresses`), so two spellings
     of one IPv6 address are one record.  For names, "first seen" means the
-    earliest table in TABLES.  The tables are not modified.
+    earliest table in TABLES; an address keeps at most MAX_NAMES of them.
+    The tables are not modified.
     """
     keys = AddressKeys.concat([t.keys for t in tables])
     n = len(keys)
@@ -47,7 +51,7 @@ def merge_tables(tables: Sequence[StatsColumns], header: list[str] | None = None
         column = concat_numbers([t.numbers[f.key] for t in tables])[order]
         numbers[f.key] = _reduce(column, starts, f.merge)
     all_names = [ns for t in tables for ns in t.names]
-    names = _united_names([all_names[i] for i in order.tolist()], starts, n)
+    names = _united_names([all_names[i] for i in order.tolist()], starts, n, max_names)
     return StatsColumns(list(header or []), ordered.take(starts), numbers, names, source)
 
 
@@ -71,25 +75,20 @@ def _reduce(column: np.ndarray, starts: np.ndarray, rule: str) -> np.ndarray:
     return reduced
 
 
-def _united_names(names: list[Sequence[str]], starts: np.ndarray, n: int) -> list[Sequence[str]]:
-    """Return, per run of NAMES beginning at STARTS, the union of its names in first-seen order.
+def _united_names(names: list[Sequence[str]], starts: np.ndarray, n: int,
+                  cap: int) -> list[Sequence[str]]:
+    """Return, per run of NAMES beginning at STARTS, the union of its names (`nameunion.unite`).
 
-    The first list of a run is kept as it is (with any repeats it holds); a
-    later list adds the names not yet in the union.
+    A run of one list whose length is within CAP keeps that list itself.
     """
-    united = [names[i] for i in starts.tolist()]
     lengths = np.diff(np.append(starts, n))
+    united = [names[i] for i in starts.tolist()]
     for j in np.flatnonzero(lengths > 1).tolist():
         start = int(starts[j])
-        later = [ns for ns in names[start + 1:start + int(lengths[j])] if ns]
-        if not later:
-            continue
-        acc = list(names[start])
-        seen = set(acc)
-        for ns in later:
-            for name in ns:
-                if name not in seen:
-                    seen.add(name)
-                    acc.append(name)
-        united[j] = acc
+        run = names[start:start + int(lengths[j])]
+        if any(run[1:]):
+            united[j] = unite(run, cap)
+    for j, ns in enumerate(united):
+        if len(ns) > cap:
+            united[j] = list(ns[:cap])
     return united

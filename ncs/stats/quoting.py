@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Sequence
 
 
 def safe_text(text: str) -> str:
@@ -38,6 +39,30 @@ def perl_quote(text: str) -> str:
     if "'" not in text and "\\" not in text and text.isprintable():
         return "'" + text + "'"  # the common case, kept cheap for the writer
     return "'" + safe_text(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def names_body(names: Sequence[str]) -> str:
+    """Return the body of a Perl list of NAMES as the writers lay it out, "'a','b',"."""
+    if not names:
+        return ""
+    plain = "".join(names)
+    if "'" in plain or "\\" in plain or not plain.isprintable():
+        return "".join([perl_quote(n) + "," for n in names])
+    return "'" + "','".join(names) + "',"
+
+
+def names_bodies(lists: Sequence[Sequence[str]]) -> list[str]:
+    """Return `names_body` of every list of LISTS, the usual case (one plain name each) in bulk.
+
+    Lists of exactly one name that needs no quoting make their bodies in two
+    C calls for all of them (a join and a split), not in a call each.
+    """
+    single = [ns[0] for ns in lists if len(ns) == 1]
+    plain = "".join(single)
+    if len(single) != len(lists) or "'" in plain or "\\" in plain or "\0" in plain \
+            or not plain.isprintable():
+        return [names_body(ns) for ns in lists]
+    return ("'" + "',\0'".join(single) + "',").split("\0") if single else []
 
 
 _SINGLE_QUOTE_ESCAPE = re.compile(r"\\([\\'])")

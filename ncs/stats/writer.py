@@ -12,7 +12,7 @@ even on the binary value, like C.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from ncs.stats import fastwriter
 from ncs.stats.columns import StatsColumns
 from ncs.stats.layout import CLOSING, GLUE, RECORD_OPEN, opening_text, separator
 from ncs.stats.numbers import BadNumber, check_value
-from ncs.stats.quoting import perl_quote
+from ncs.stats.quoting import names_body, perl_quote
 from ncs.stats.record import KEYS, NAMES_KEY, Record
 
 #: Rows laid out at once by the numpy writer (bounds its working memory).
@@ -44,16 +44,6 @@ _FORMAT_INT = _record_format("%d")
 _NAMES_AT = KEYS.index(NAMES_KEY)
 
 
-def _names_text(names: Sequence[str]) -> str:
-    """Return the body of a names list, "'a','b',"."""
-    if not names:
-        return ""
-    plain = "".join(names)
-    if "'" in plain or "\\" in plain or not plain.isprintable():
-        return "".join([perl_quote(n) + "," for n in names])
-    return "'" + "','".join(names) + "',"
-
-
 def format_record(address: str, rec: Record) -> str:
     """Return the text block of one record, from "\\t'ADDR'" to "\\t},".
 
@@ -68,7 +58,7 @@ def format_record(address: str, rec: Record) -> str:
                 check_value(value)
             except BadNumber as err:
                 raise ValueError(f"{address}: {key}: {err}: {value!r}") from None
-    values[_NAMES_AT] = _names_text(values[_NAMES_AT])
+    values[_NAMES_AT] = names_body(values[_NAMES_AT])
     head = (perl_quote(address), separator(address))
     return _FORMAT_INT % (*head, *[v if type(v) is int or i == _NAMES_AT else round(v)
                                    for i, v in enumerate(values)])

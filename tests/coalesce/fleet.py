@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
 import random
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,6 +13,7 @@ import yaml
 
 from ncs.stats.merge import merge_tables
 from ncs.stats.record import Record
+from tests.support.measure import run_measured
 from tests.support.sshd import Sshd, SshdFactory, SshKey
 from tests.support.stats import StatsFile, as_file, sorted_records, write_atomic
 
@@ -172,6 +173,9 @@ class Run:
     stdout: str
     stderr: str
     seconds: float
+    #: its CPU seconds and peak resident set size
+    cpu: float = 0.0
+    peak_rss_mib: float = 0.0
 
     def summary(self) -> dict[str, list[str]]:
         """Parse the per-host summary lines (name, status, records, seconds[, reason])."""
@@ -185,7 +189,25 @@ class Run:
 
 def run_coalesce(*args: str, timeout: float = 120) -> Run:
     """Run `python -m ncs.coalesce.cli ARGS` (stderr not a terminal: plain summary lines)."""
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "ncs.coalesce.cli", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
-    return Run(proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+    done = run_measured([sys.executable, "-m", "ncs.coalesce.cli", *args], timeout, cwd=REPO)
+    return Run(done.returncode, done.stdout, done.stderr, done.seconds, done.cpu, done.peak_rss_mib)
+
+
+def run_in_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run ARGV with a pseudo-terminal as stdout and stderr; return (exit status, what it showed)."""
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdout and stderr are the terminal
+        os.chdir(REPO)
+        os.environ.update({"COLUMNS": "500", "TERM": "xterm"})
+        os.execv(argv[0], argv)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), b"".join(chunks).decode("utf-8", "replace")

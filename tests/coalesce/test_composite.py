@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ncs.coalesce.composite import Failure, Source, composite, composite_header
+from ncs.coalesce.composite import Composite, Failure, Source, composite_header
+from ncs.stats.columns import StatsColumns
 from ncs.stats.record import Record
-from ncs.stats.writer import write_stats
 from tests.coalesce.fleet import (
     as_tuples,
     expected_merge,
@@ -59,7 +59,7 @@ def test_names_are_united_as_plain_strings_in_first_seen_order():
 
 def test_composite_header_keeps_sources_and_adds_totals():
     tables = _tables(9, 2, 20)
-    sources = [Source(f"h{i}", StatsFile(stats_header(START + i, 30 + i, 500 + i, 20, f"h{i}"), t).columns())
+    sources = [Source.of(f"h{i}", StatsFile(stats_header(START + i, 30 + i, 500 + i, 20, f"h{i}"), t).columns())
                for i, t in enumerate(tables)]
     records = merge_records(tables)
     header = composite_header(sources, [Failure("h9", "connection refused")], len(records), now=START + 9999)
@@ -76,23 +76,26 @@ def test_composite_header_keeps_sources_and_adds_totals():
 
 def test_composite_header_escapes_hostile_source_lines():
     bad = StatsFile(["start:\t1,\tx", "bpf:\thost x\x1b[31m\rfake: 1"], {}).columns()
-    header = composite_header([Source("evil", bad)], [Failure("h\nx", "a\nb")], 0, now=5)
+    header = composite_header([Source.of("evil", bad)], [Failure("h\nx", "a\nb")], 0, now=5)
     assert all("\n" not in line and "\r" not in line and "\x1b" not in line for line in header)
 
 
-def _write_composite(path: Path, sources: list[Source]) -> Path:
-    write_stats(str(path), composite(sources, []))
+def _write_composite(path: Path, sources: list[tuple[str, StatsColumns]]) -> Path:
+    built = Composite()
+    for rank, (name, table) in enumerate(sources):
+        built.add(rank, name, table)
+    built.write(str(path))
     return path
 
 
 def test_composite_is_a_stats_file_and_composites_stack(tmp_path: Path):
     tables = _tables(10, 4, 50)
-    sources = [Source(f"h{i}", StatsFile(stats_header(START, 1, 1, 50, f"h{i}"), t).columns())
+    sources = [(f"h{i}", StatsFile(stats_header(START, 1, 1, 50, f"h{i}"), t).columns())
                for i, t in enumerate(tables)]
     left = read_stats(str(_write_composite(tmp_path / "left", sources[:2])))
     right = read_stats(str(_write_composite(tmp_path / "right", sources[2:])))
-    top = read_stats(str(_write_composite(tmp_path / "top", [Source("left", left.columns()),
-                                                                Source("right", right.columns())])))
+    top = read_stats(str(_write_composite(tmp_path / "top", [("left", left.columns()),
+                                                                ("right", right.columns())])))
     assert as_tuples(top.records) == expected_merge(tables)
     assert list(top.records) == sorted(top.records, key=lambda a: tuple(map(int, a.split("."))))
     assert top.header_value("composite") == "2 sources ok, 0 failed"
@@ -102,7 +105,7 @@ def test_composite_is_a_stats_file_and_composites_stack(tmp_path: Path):
 @pytest.mark.skipif(shutil.which("perl") is None, reason="perl is not installed")
 def test_perl_do_reads_the_composite(tmp_path: Path):
     tables = _tables(11, 2, 10)
-    sources = [Source(f"h{i}", StatsFile(stats_header(START, 1, 1, 10, "x"), t).columns())
+    sources = [(f"h{i}", StatsFile(stats_header(START, 1, 1, 10, "x"), t).columns())
                for i, t in enumerate(tables)]
     path = _write_composite(tmp_path / "composite", sources)
     expected = expected_merge(tables)
@@ -115,3 +118,17 @@ def test_perl_do_reads_the_composite(tmp_path: Path):
         addr, *fields = line.split("|")
         got[addr] = (*map(int, fields[:7]), tuple(fields[7:]))
     assert got == expected
+
+
+def test_the_composite_header_counts_addresses_past_the_names_cap(tmp_path: Path):
+    many = [f"n{i}.example" for i in range(100)]
+    built = Composite()
+    built.add(0, "h0", StatsFile(stats_header(START, 1, 1, 2, "h0"),
+                                 {"192.0.2.1": Record(B=1, N=many[:70]),
+                                  "192.0.2.2": Record(B=1, N=["x"])}).columns())
+    built.add(1, "h1", StatsFile(stats_header(START, 1, 1, 1, "h1"),
+                                 {"192.0.2.1": Record(B=1, N=many[30:])}).columns())
+    built.write(str(tmp_path / "composite"))
+    composite = read_stats(str(tmp_path / "composite"))
+    assert composite.records["192.0.2.1"].N == many[:64]
+    assert "names-capped:\t1 addresses had more than 64 names; the first 64 kept" in composite.header

@@ -19,6 +19,7 @@ from tests.coalesce.fleet import (
     expected_merge,
     make_records,
     run_coalesce,
+    run_in_terminal,
     write_stats,
 )
 from tests.support.stats import read_stats
@@ -143,8 +144,6 @@ def test_report_formats_come_from_ncs_report(fleet: Fleet, tmp_path: Path):
 
 
 def test_terminal_gets_progress_and_a_summary_table(fleet: Fleet, tmp_path: Path):
-    import pty
-
     _, paths = _sources(tmp_path, 2, seed=6)
     fleet.serve_file("tty-good", paths[0])
     fleet.add("tty-bad", fleet.server(), command="echo nonsense")
@@ -152,23 +151,9 @@ def test_terminal_gets_progress_and_a_summary_table(fleet: Fleet, tmp_path: Path
     stranger.authorize(fleet.key)
     fleet.serve_file("tty-unknown", paths[1], stranger)
     fleet.write_inventory()
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stdout and stderr are the terminal
-        os.chdir(REPO)
-        os.environ.update({"COLUMNS": "500", "TERM": "xterm"})
-        os.execv(sys.executable, [sys.executable, "-m", "ncs.coalesce.cli", "-i", str(fleet.inventory_path)])
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    screen = b"".join(chunks).decode("utf-8", "replace")
-    assert os.waitstatus_to_exitcode(status) == 1
+    status, screen = run_in_terminal([sys.executable, "-m", "ncs.coalesce.cli",
+                                      "-i", str(fleet.inventory_path)])
+    assert status == 1
     assert "fetching" in screen  # the progress bar
     for word in ("host", "status", "records", "seconds", "reason", "tty-good", "tty-bad",
                  "not a complete stats file", f"[{stranger.address}]:{stranger.port}"):

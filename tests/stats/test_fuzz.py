@@ -25,7 +25,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ncs.coalesce.composite import Failure, Source, composite
+from ncs.coalesce.composite import Composite
 from ncs.report.group import make_report
 from ncs.report.render_html import render_fragment
 from ncs.report.render_json import render_json
@@ -37,7 +37,6 @@ from ncs.stats.errors import StatsFormatError
 from ncs.stats.numbers import check_value
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.record import NUMBER_KEYS, Record
-from ncs.stats.writer import write_stats
 from tests.stats.test_parser import ORIGINAL_AGENT_FILE, PERL, perl_dumper
 from tests.stats.test_reader import assert_same
 from tests.support.pcapgen import LINKTYPE_EN10MB, Pkt, build, write_pcap
@@ -94,11 +93,23 @@ def _composite_file(base: Path, agent: bytes) -> bytes:
         "203.0.113.77": Record(B=9, C=2, E=T0, S=T0, N=["\x1b[2Jx.example", "münchen.example", ":soa.x"]),
         "2001:db8::7": Record(B=1, C=1, E=T0, S=T0, N=["$HOME", "'; system(\"id\"); '"]),
     }
-    sources = [Source("agent", reader.parse_stats(agent.decode(), "agent")),
-               Source("named", StatsFile(["ncs version 1.0.0", f"start:\t{T0},\tx"], named).columns())]
+    sources = [("agent", reader.parse_stats(agent.decode(), "agent")),
+               ("named", StatsFile(["ncs version 1.0.0", f"start:\t{T0},\tx"], named).columns())]
     path = base / "composite.stats"
-    write_stats(str(path), composite(sources, [Failure("down", "Connection refused")], now=T0 + 9999))
+    _write_composite(path, sources, failed=["down"], now=T0 + 9999)
     return path.read_bytes()
+
+
+def _write_composite(path: Path, sources: list[tuple[str, StatsColumns]], failed: list[str] = (),
+                     now: int = T0) -> StatsColumns:
+    """Write the composite ncs-coalesce builds of SOURCES (and FAILED hosts) to PATH; return its table."""
+    built = Composite()
+    for rank, (name, table) in enumerate(sources):
+        built.add(rank, name, table)
+    for rank, name in enumerate(failed, start=len(sources)):
+        built.fail(rank, name, "Connection refused")
+    built.write(str(path), now=now)
+    return built.merge.table()
 
 
 @pytest.fixture(scope="module")
@@ -194,16 +205,15 @@ def assert_correct_read(table: StatsColumns, out: Path) -> None:
     # What ncs-coalesce does with it: merge and write.  The file reads back
     # and is then a fixed point (the writer rounds floats and spells control
     # characters once); a coalescer stacked above merges it again.
-    merged = composite([Source("fuzz", table)], [], now=T0)
-    write_stats(str(out), merged)
+    merged = _write_composite(out, [("fuzz", table)])
     back = reader.read_stats(str(out))
     assert len(back) == len(merged)
     assert [_rounded(merged, row) for row in range(len(merged))] == \
         [_rounded(back, row) for row in range(len(back))]
     records = _records_text(out)
-    write_stats(str(out), composite([Source("fuzz", back)], [], now=T0))
+    _write_composite(out, [("fuzz", back)])
     assert _records_text(out) == records
-    write_stats(str(out), composite([Source("one", back), Source("two", back)], [], now=T0))
+    _write_composite(out, [("one", back), ("two", back)])
     assert len(reader.read_stats(str(out))) == len(merged)
     # What ncs-report does with it: every format.
     for by in ("prefix", "domain"):

@@ -422,6 +422,38 @@ class NetLab:
             _wait_ready(host, "")
         return a, b
 
+    def add_hidden_host(self, short: str, via: NetnsHost, ipv4: str, via_ipv4: str) -> NetnsHost:
+        """Create a host that only VIA reaches: a namespace joined to VIA's by a veth pair of its own.
+
+        The new host has IPV4/24 on its `eth0`, VIA gets VIA_IPV4/24 on the
+        other end; nothing joins it to the bridge, and VIA does not forward,
+        so the test process cannot reach it but through VIA.  `short` is a
+        label for the caller.  Returns the host once its link is up.
+        """
+        if self._closed:
+            raise RuntimeError(f"lab {self.bridge} was torn down")
+        n = next_id()
+        host = NetnsHost(netns=f"{NS_PREFIX}{os.getpid()}-{n}", ifname="eth0", ipv4=ipv4,
+                         ipv6="")
+        self.hosts.append(host)
+        remove_netns(host.netns)
+        _ip(["netns", "add", host.netns])
+        _ip(["-n", host.netns, "link", "set", "lo", "up"])
+        # unique names, created inside the namespaces: no clash with other runs' links
+        near = f"{VETH_PREFIX}{os.getpid()}-{n}"
+        _ip(["link", "add", near, "netns", via.netns, "type", "veth", "peer", "name",
+             host.ifname, "netns", host.netns])
+        _ip(["-n", via.netns, "addr", "add", f"{via_ipv4}/24", "dev", near])
+        _ip(["-n", host.netns, "addr", "add", f"{ipv4}/24", "dev", host.ifname])
+        _ip(["-n", via.netns, "link", "set", near, "up"])
+        _ip(["-n", host.netns, "link", "set", host.ifname, "up"])
+        deadline = time.monotonic() + READY_TIMEOUT
+        while "LOWER_UP" not in _ip(["-n", host.netns, "link", "show", host.ifname]).stdout:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"namespace {host.netns}: {host.ifname} has no carrier")
+            time.sleep(0.02)
+        return host
+
     def teardown(self) -> None:
         """Kill every process of every host, delete namespaces, veths and the bridge; idempotent."""
         if self._closed:

@@ -135,6 +135,18 @@ def wait_listening(address: str, port: int, proc: subprocess.Popen, log: Path,
     raise RuntimeError(f"sshd on {address}:{port} not listening after {timeout:.0f} s: {_tail(log)}")
 
 
+def wait_logged(line: str, proc: subprocess.Popen, log: Path, timeout: float = START_TIMEOUT) -> None:
+    """Wait until sshd's LOG holds LINE; raises RuntimeError if it exits or stays silent."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"sshd exited with {proc.returncode}: {_tail(log)}")
+        if log.exists() and line in log.read_text(errors="replace"):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"sshd did not log {line!r} within {timeout:.0f} s: {_tail(log)}")
+
+
 def _tail(log: Path) -> str:
     try:
         return " | ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
@@ -150,12 +162,14 @@ class SshdFactory:
         self.servers: list[Sshd] = []
 
     def start(self, address: str | None = None, port: int | None = None, netns: str | None = None,
-              extra_config: str = "") -> Sshd:
+              extra_config: str = "", reachable: bool = True) -> Sshd:
         """Start one sshd on ADDRESS:PORT (default: a random loopback address, a free port).
 
         With NETNS the server runs inside that network namespace (ADDRESS must
         be one of its addresses; PORT defaults to 2222).  Returns the running
-        Sshd once it accepts connections; raises RuntimeError otherwise.
+        Sshd once it accepts connections (once its log says it listens, when
+        the test process cannot REACH the address); raises RuntimeError
+        otherwise.
         """
         os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
         if address is None:
@@ -200,7 +214,10 @@ class SshdFactory:
                                 stdin=subprocess.DEVNULL)
         server = Sshd(address, port, d, pub, authorized, proc, netns)
         self.servers.append(server)
-        wait_listening(address, port, proc, log)
+        if reachable:
+            wait_listening(address, port, proc, log)
+        else:
+            wait_logged(f"Server listening on {address} port {port}", proc, log)
         return server
 
     def teardown(self) -> None:

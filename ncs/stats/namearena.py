@@ -1,0 +1,87 @@
+"""Names kept as bytes in one growing buffer: a composite's millions of names without an object each.
+
+A Python string costs 49 bytes before its text and lands, among the
+short-lived objects of every host's table, in memory the allocator then
+cannot give back.  The streaming merge keeps each address's name here
+instead: its UTF-8 bytes appended to one numpy buffer, found by (start,
+length).  Whole arrays of names are stored, compared and taken back at
+once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+_CODEC = ("utf-8", "surrogatepass")  # any Python string, and back
+
+
+def _encoded(texts: Sequence[str]) -> tuple[bytes, np.ndarray]:
+    """Return (TEXTS' UTF-8 bytes one after the other, the byte length of each).
+
+    TEXTS may be a list or a 1-D object array of strings.
+    """
+    joined = "".join(texts)
+    blob = joined.encode(*_CODEC)
+    if len(blob) == len(joined):  # all ASCII: a byte per character
+        return blob, np.fromiter(map(len, texts), np.int64, len(texts))
+    return blob, np.fromiter((len(t.encode(*_CODEC)) for t in texts), np.int64, len(texts))
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Return the positions start, start + 1, ... of every range, one after the other."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    begins = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - begins, lengths)
+
+
+class NameArena:
+    """A growing buffer of names; `put` returns where they went, `get` and `equal` read them back."""
+
+    def __init__(self, capacity: int = 1 << 16) -> None:
+        self._bytes = np.empty(capacity, np.uint8)
+        self.used = 0
+
+    def put(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Append TEXTS; return (the start of each, its length in bytes)."""
+        blob, lengths = _encoded(texts)
+        stop = self.used + len(blob)
+        if stop > len(self._bytes):
+            grown = np.empty(max(stop, 2 * len(self._bytes)), np.uint8)
+            grown[:self.used] = self._bytes[:self.used]
+            self._bytes = grown
+        self._bytes[self.used:stop] = np.frombuffer(blob, np.uint8)
+        starts = self.used + np.cumsum(lengths) - lengths
+        self.used = stop
+        return starts, lengths
+
+    def get(self, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
+        """Return the names stored at STARTS, LENGTHS bytes each."""
+        blob = self._bytes[_ranges(starts, lengths)].tobytes()
+        text = blob.decode(*_CODEC)
+        ends = np.cumsum(lengths)
+        if len(text) == len(blob):  # ASCII: cut the text where the bytes were cut
+            return [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+        return [blob[a:b].decode(*_CODEC)
+                for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+
+    def equal(self, starts: np.ndarray, lengths: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Return, for each name stored at STARTS (LENGTHS bytes), whether it is TEXTS' one."""
+        blob, theirs = _encoded(texts)
+        same = theirs == lengths
+        if not same.any():
+            return same
+        at = np.flatnonzero(same)
+        mine = self._bytes[_ranges(starts[at], lengths[at])]
+        offsets = np.cumsum(theirs) - theirs
+        other = np.frombuffer(blob, np.uint8)[_ranges(offsets[at], lengths[at])]
+        differ = (mine != other).astype(np.int64)
+        # bytes that differ, per name: a name is equal when none of its bytes differs
+        ends = np.cumsum(lengths[at])
+        counts = np.diff(np.concatenate([[0], np.cumsum(differ)[ends - 1]])) if len(differ) else \
+            np.zeros(len(at), np.int64)
+        same[at] = counts == 0
+        return same

@@ -1,0 +1,138 @@
+"""A stats text fed in pieces reads as parse_stats reads it whole: same table, or the same error."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ncs.stats import reader
+from ncs.stats.errors import StatsFormatError
+from ncs.stats.quoting import decode_stats_bytes
+from ncs.stats.record import Record
+from ncs.stats.streamread import StatsStream
+from tests.stats.test_parser import ORIGINAL_AGENT_FILE
+from tests.stats.test_reader import addresses, records, text_of
+from tests.support.stats import as_file
+
+
+def streamed(text: str, rnd: random.Random, piece_bytes: int) -> StatsStream:
+    """Return a StatsStream fed TEXT's UTF-8 bytes in random cuts (inside characters too)."""
+    data = text.encode()
+    stream = StatsStream("f", piece_bytes=piece_bytes)
+    at = 0
+    while at < len(data):
+        step = rnd.randint(1, 3 * piece_bytes)
+        stream.feed(data[at:at + step])
+        at += step
+    return stream
+
+
+def assert_same(text: str, rnd: random.Random, piece_bytes: int = 200) -> None:
+    """TEXT fed in pieces gives parse_stats' table with its texts, or its error, word for word."""
+    try:
+        want = reader.parse_stats(text, "f", allow_empty=False)
+    except StatsFormatError as err:
+        with pytest.raises(StatsFormatError) as got:
+            streamed(text, rnd, piece_bytes).finish(allow_empty=False)
+        assert str(got.value) == str(err)
+        return
+    got = streamed(text, rnd, piece_bytes).finish(allow_empty=False)
+    assert as_file(got) == as_file(want)
+    assert got.addresses == want.addresses
+    assert [c.dtype for c in got.numbers.values()] == [c.dtype for c in want.numbers.values()]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(addresses, records, max_size=30), st.randoms(use_true_random=False))
+def test_written_files_read_the_same_in_pieces(recs, rnd) -> None:
+    assert_same(text_of(recs), rnd)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(addresses, records, min_size=1, max_size=12), st.randoms(use_true_random=False))
+def test_damaged_files_fail_with_the_readers_error(recs, rnd: random.Random) -> None:
+    data = list(text_of(recs))
+    for _ in range(rnd.randint(1, 3)):
+        op = rnd.choice(("flip", "cut", "insert", "repeat"))
+        at = rnd.randrange(len(data))
+        if op == "flip":
+            data[at] = rnd.choice("0123456789-'\\\t ,{}[]=>x\n")
+        elif op == "cut":
+            del data[at:at + rnd.randint(1, 5)]
+        elif op == "insert":
+            data[at:at] = rnd.choice(["0", "-", "'", "\n", "\t", "  ", "\n\t},\n"])
+        else:  # an address again further on: a duplicate that pieces must find across their cuts
+            first = "".join(data).find("\t'")
+            if first >= 0:
+                quoted = "".join(data)[first:].split("'")[1]
+                text = "".join(data)
+                last = text.rfind("\t'")
+                end = text.find("'", last + 2)
+                data = list(text[:last + 2] + quoted + text[end:])
+    assert_same("".join(data), rnd, piece_bytes=rnd.choice([1, 50, 200, 1000]))
+
+
+def test_other_dialects_and_odd_texts_read_the_same() -> None:
+    rnd = random.Random(3)
+    dumper = "$VAR1 = { '198.51.100.9' => { 'B' => '240', 'R' => '723.5', 'N' => [ 'a' ] } };\n"
+    name = "\u00e9t\u00e9.example"  # two-byte characters cut between feeds
+    big = text_of({f"10.0.{i // 250}.{i % 250}": Record(B=i, N=[name] if i % 3 else [])
+                   for i in range(500)})
+    for text in (ORIGINAL_AGENT_FILE, dumper, "", "\n# ncs version 1.0.0\n", "garbage\n", big,
+                 big.replace("\n{\n", "\n# late comment\n{\n"), big + "trailing\n",
+                 big[:len(big) // 2]):
+        for piece_bytes in (1, 64, 4096):
+            assert_same(text, rnd, piece_bytes)
+
+
+def test_bytes_that_are_not_utf8_read_as_the_reader_decodes_them() -> None:
+    text = text_of({f"10.0.0.{i}": Record(B=i, N=["\u00e9t\u00e9"]) for i in range(1, 99)})
+    data = text.encode().replace(b"\xc3\xa9", b"\xc3", 3)
+    want = reader.parse_stats(decode_stats_bytes(data), "f")
+    for step in (1, 7, 100):
+        stream = StatsStream("f", piece_bytes=300)
+        for at in range(0, len(data), step):
+            stream.feed(data[at:at + step])
+        assert as_file(stream.finish()) == as_file(want)
+
+
+def test_a_name_with_a_record_end_inside_is_read_whole() -> None:
+    # A cut inside the quoted name would break the piece; the rest is then read whole.
+    recs = {f"10.0.0.{i}": Record(B=i, N=["x"]) for i in range(1, 60)}
+    text = text_of(recs).replace("['x',]", "['a\n\t},\nb',]", 1)
+    assert_same(text, random.Random(1), piece_bytes=30)
+
+
+@pytest.mark.parametrize("text", ["garbage line\n" * 20_000, "# a comment\n\n  \x1b[2J\x00" * 9000,
+                                  "\n\n" + "x" * 300_000, "my dump\n" * 9999, "$ x\n" * 9999,
+                                  "'unterminated" + "x" * 100_000])
+def test_text_that_cannot_be_a_stats_file_fails_early_or_reads_the_same(text) -> None:
+    try:
+        reader.parse_stats(text, "f")
+    except StatsFormatError as err:
+        want = str(err)
+    stream = StatsStream("f")
+    data = text.encode()
+    with pytest.raises(StatsFormatError) as got:
+        for at in range(0, len(data), 1000):
+            stream.feed(data[at:at + 1000])
+        stream.finish()
+    assert str(got.value) == want
+    if not text.startswith(("my", "'")):  # "my" and a quote may start a table: read at the end
+        assert stream.size < 10_000  # seen after the first pieces: the rest is never held
+
+
+def test_pieces_bound_the_text_held() -> None:
+    recs = {f"10.{i // 65536}.{i // 256 % 256}.{i % 256}": Record(B=i, N=["n.example"])
+            for i in range(20_000)}
+    data = text_of(recs).encode()
+    stream = StatsStream("f", piece_bytes=4096)
+    held = 0
+    for at in range(0, len(data), 1000):
+        stream.feed(data[at:at + 1000])
+        held = max(held, stream._chars)
+    assert held < 3 * 4096  # a look that cuts nothing waits until the text has doubled
+    assert len(stream.finish()) == 20_000
