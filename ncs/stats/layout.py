@@ -13,6 +13,7 @@ and reads back with `do FILE`::
     \t\tB\t=> 240,
     \t\tC\t=> 4,
     \t\tE\t=> 1145760699,
+    \t\tL\t=> 1145760750,                      <- the keys of FIELDS, in order
     \t\tN\t=> ['hostname1','hostname2',],
     \t\tR\t=> 723,
     \t\tS\t=> 1145757331,
