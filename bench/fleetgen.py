@@ -93,6 +93,7 @@ class Fleet:
         n = self.records
         e = START + rng.integers(0, 80_000, n)
         numbers = {"B": rng.integers(40, 10**7, n), "C": rng.integers(1, 10**4, n), "E": e,
+                   "L": e + rng.integers(0, 300, n),
                    "R": rng.integers(0, 10**5, n), "S": START - rng.integers(0, 900, n),
                    "T": e + 86_400, "W": rng.integers(0, 10**8, n)}
         names = [[f"host-{i}.example{i % 97}.net"] if i % 5 < 3 else NO_NAMES
