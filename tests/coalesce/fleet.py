@@ -35,7 +35,7 @@ def make_records(rng: random.Random, count: int, start: int, names: list[str],
         records[f"{prefix}{last}"] = Record(
             B=rng.randint(40, 10**6), C=rng.randint(1, 5000), E=e, S=start - rng.randint(0, 900),
             R=rng.randint(0, 10**5), W=rng.randint(0, 10**8), T=e + rng.randint(0, 86400),
-            N=picked)
+            L=e + rng.randint(0, 300), N=picked)
     return records
 
 
@@ -64,14 +64,14 @@ def write_stats(path: Path, records: dict[str, Record], start: int, hits: int = 
 def expected_merge(tables: list[dict[str, Record]]) -> dict[str, tuple]:
     """The merge docs/formats.md describes, written out plainly for the tests.
 
-    Returns address -> (B, C, E, S, R, W, T, tuple(N)) so that results compare
+    Returns address -> (B, C, E, S, R, W, T, L, tuple(N)) so that results compare
     with ==, whatever record class holds them.
     """
     out: dict[str, list] = {}
     for table in tables:
         for addr, r in table.items():
             if addr not in out:
-                out[addr] = [r.B, r.C, r.E, r.S, r.R, r.W, r.T, list(r.N)]
+                out[addr] = [r.B, r.C, r.E, r.S, r.R, r.W, r.T, r.L, list(r.N)]
                 continue
             m = out[addr]
             m[0] += r.B
@@ -81,8 +81,9 @@ def expected_merge(tables: list[dict[str, Record]]) -> dict[str, tuple]:
             m[4] += r.R
             m[5] += r.W
             m[6] = max(m[6], r.T)
-            m[7] += [n for n in r.N if n not in m[7]]
-    return {a: (*m[:7], tuple(m[7])) for a, m in out.items()}
+            m[7] = max(m[7], r.L)
+            m[8] += [n for n in r.N if n not in m[8]]
+    return {a: (*m[:8], tuple(m[8])) for a, m in out.items()}
 
 
 def merge_records(tables: list[dict[str, Record]]) -> dict[str, Record]:
@@ -92,7 +93,7 @@ def merge_records(tables: list[dict[str, Record]]) -> dict[str, Record]:
 
 def as_tuples(records: dict[str, Record]) -> dict[str, tuple]:
     """Return records in expected_merge's shape."""
-    return {a: (r.B, r.C, r.E, r.S, r.R, r.W, r.T, tuple(r.N)) for a, r in records.items()}
+    return {a: (r.B, r.C, r.E, r.S, r.R, r.W, r.T, r.L, tuple(r.N)) for a, r in records.items()}
 
 
 @dataclass

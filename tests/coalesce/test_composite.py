@@ -111,12 +111,12 @@ def test_perl_do_reads_the_composite(tmp_path: Path):
     expected = expected_merge(tables)
     script = ('my $h = do $ARGV[0]; die "do: $@ $!" unless ref $h; '
               'for (sort keys %$h) { my $r = $h->{$_}; '
-              'print join("|", $_, @$r{qw(B C E S R W T)}, @{$r->{N}}), "\\n" }')
+              'print join("|", $_, @$r{qw(B C E S R W T L)}, @{$r->{N}}), "\\n" }')
     out = subprocess.run(["perl", "-e", script, str(path)], capture_output=True, text=True, check=True)
     got = {}
     for line in out.stdout.splitlines():
         addr, *fields = line.split("|")
-        got[addr] = (*map(int, fields[:7]), tuple(fields[7:]))
+        got[addr] = (*map(int, fields[:8]), tuple(fields[8:]))
     assert got == expected
 
 

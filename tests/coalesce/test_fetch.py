@@ -100,17 +100,19 @@ def test_legacy_host_exec_then_sftp_fetch(fleet: Fleet, tmp_path: Path):
               fetch=str(fetched))
     run = fleet.run()
     assert run.returncode == 0, run.stderr
+    # The original's file has no L: it reads as the record's E.
     legacy = {
-        "198.51.100.7": (240, 4, 1145760699, 1145757331, 723, 43359, 1145790478,
+        "198.51.100.7": (240, 4, 1145760699, 1145757331, 723, 43359, 1145790478, 1145760699,
                          ("hostname1", "a.example.com")),
-        "203.0.113.9": (100, 1, 1145760000, 1145757331, 0, 0, 0, ()),
+        "203.0.113.9": (100, 1, 1145760000, 1145757331, 0, 0, 0, 1145760000, ()),
     }
     want = expected_merge([tables[0]])
     for addr, rec in legacy.items():
         if addr in want:
-            b, c, e, s, r, w, t, n = want[addr]
+            b, c, e, s, r, w, t, last, n = want[addr]
             want[addr] = (b + rec[0], c + rec[1], max(e, rec[2]), min(s, rec[3]), r + rec[4],
-                          w + rec[5], max(t, rec[6]), n + tuple(x for x in rec[7] if x not in n))
+                          w + rec[5], max(t, rec[6]), max(last, rec[7]),
+                          n + tuple(x for x in rec[8] if x not in n))
         else:
             want[addr] = rec
     composite = read_stats(str(fleet.composite))

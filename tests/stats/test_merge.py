@@ -17,7 +17,7 @@ from tests.support.stats import StatsFile, as_file
 ADDRESSES = st.sampled_from(["198.51.100.1", "198.51.100.2", "2001:db8::1"])
 VALUES = st.integers(0, 10**6) | st.integers(MAX_VALUE - 10**6, MAX_VALUE) | st.integers(0, MAX_VALUE)
 RECORDS = st.builds(Record, B=VALUES, C=VALUES, E=VALUES, S=VALUES, R=VALUES,
-                    W=VALUES | st.floats(0, 1e19), T=VALUES)
+                    W=VALUES | st.floats(0, 1e19), T=VALUES, L=VALUES)
 TABLES = st.lists(st.dictionaries(ADDRESSES, RECORDS, max_size=3), min_size=1, max_size=4)
 
 
@@ -31,11 +31,12 @@ def test_merged_sums_stop_at_the_bound_and_the_composite_reads_back(tmp_path_fac
         for key in "BCRW":
             assert getattr(rec, key) == min(sum(getattr(r, key) for r in mine), MAX_VALUE), key
         assert rec.E == max(r.E for r in mine) and rec.S == min(r.S for r in mine)
+        assert rec.L == max(r.L for r in mine) and rec.T == max(r.T for r in mine)
     path = tmp_path_factory.getbasetemp() / "merged.stats"
     write_stats(str(path), merged)
     back = as_file(read_stats(str(path))).records
-    assert {a: [round(getattr(r, k)) for k in "BCERSTW"] for a, r in back.items()} == \
-        {a: [round(getattr(r, k)) for k in "BCERSTW"] for a, r in got.items()}
+    assert {a: [round(getattr(r, k)) for k in "BCELRSTW"] for a, r in back.items()} == \
+        {a: [round(getattr(r, k)) for k in "BCELRSTW"] for a, r in got.items()}
 
 
 def test_a_sum_past_the_bound_stays_readable(tmp_path: Path) -> None:

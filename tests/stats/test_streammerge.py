@@ -24,7 +24,7 @@ POOL = ["192.0.2.1", "192.0.2.2", "198.51.100.7", "10.0.0.1", "0.0.0.0", "255.25
 NAMES = st.lists(st.sampled_from(["a.example", "b.example", "c.example", "d.example", "e"]),
                  max_size=4)
 INTS = st.integers(0, 2**40) | st.integers(2**62, 2**63 - 1) | st.integers(2**63, 2**66)
-RECORDS = st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, R=INTS, W=INTS, T=INTS, N=NAMES)
+RECORDS = st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, R=INTS, W=INTS, T=INTS, L=INTS, N=NAMES)
 
 
 @st.composite
@@ -59,7 +59,7 @@ def test_any_arrival_order_gives_merge_tables(parts, data, cap) -> None:
     assert as_rows(streamed(parts, order, cap)) == as_rows(merge_tables(parts, max_names=cap))
 
 
-FLOATS = st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, T=INTS, N=NAMES,
+FLOATS = st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, T=INTS, L=INTS, N=NAMES,
                    R=st.floats(0, 1e6, allow_nan=False) | INTS, W=st.floats(0, 1e12, allow_nan=False))
 
 
