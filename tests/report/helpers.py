@@ -27,8 +27,8 @@ def write_stats(path: Path, header: list[str], records: dict[str, Record]) -> Pa
 
 def run_report(*args: str, env: dict[str, str] | None = None, timeout: float = 60,
                stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """Run ncs-report with ARGS in TZ=UTC; return the completed process (text mode)."""
-    full_env = dict(os.environ, TZ="UTC", **(env or {}))
+    """Run ncs-report with ARGS in TZ=UTC (unless ENV says another); return the completed process."""
+    full_env = {**os.environ, "TZ": "UTC", **(env or {})}
     return subprocess.run(
         [NCS_REPORT, *args], capture_output=True, text=True, env=full_env, timeout=timeout,
         input=stdin,
