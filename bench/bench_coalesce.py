@@ -45,7 +45,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.fleetgen import Fleet, fleet_bytes  # noqa: E402
+from bench.fleetgen import BasesOnDisk, Fleet, fleet_bytes  # noqa: E402
 from ncs import allocator, gcpause  # noqa: E402
 from ncs.coalesce.composite import Composite  # noqa: E402
 from ncs.stats.merge import merge_tables  # noqa: E402
@@ -68,7 +68,7 @@ def _fleet(args: argparse.Namespace) -> Fleet:
 def merge_child(args: argparse.Namespace) -> None:
     """Run the merge path (in this process, measured by the parent); print a JSON line of figures."""
     fleet = _fleet(args)
-    bases = [p.read_bytes() for p in fleet.base_paths(DATA)]
+    bases = BasesOnDisk(fleet.base_paths(DATA))  # read per host: the generator holds no memory
     made = [0.0]
     guard = threading.Lock()
 

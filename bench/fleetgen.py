@@ -20,6 +20,7 @@ the addresses have one PTR name of 20-30 characters.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,6 +113,24 @@ def host_bytes(base: bytes, variant: int) -> bytes:
             .replace(b"\t'2001:db8:", b"\t'2001:d%02x:" % variant))
 
 
-def fleet_bytes(fleet: Fleet, bases: list[bytes], host: int) -> bytes:
+class BasesOnDisk(Sequence[bytes]):
+    """The base files' bytes, read from disk each time one is asked for.
+
+    A benchmark of the coalescer's memory must not count the generator's:
+    holding 20 bases of 50,000 records would add 190 MiB to the peak of
+    the process that merges them.
+    """
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._paths = paths
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def __getitem__(self, k):  # type: ignore[override]
+        return self._paths[k].read_bytes()
+
+
+def fleet_bytes(fleet: Fleet, bases: Sequence[bytes], host: int) -> bytes:
     """Return the stats file of HOST of FLEET, given the bytes of its base files."""
     return host_bytes(bases[host % fleet.bases], host // fleet.bases)

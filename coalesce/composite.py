@@ -119,8 +119,10 @@ class Composite:
     def write(self, path: str, now: int | None = None) -> None:
         """Replace the stats file at PATH with the composite, atomically, chunk by chunk.
 
-        Raises OSError; the previous file then stays as it was.
+        Raises OSError; the previous file then stays as it was.  The merge
+        takes no more tables afterwards (`StreamingMerge.seal`).
         """
+        self.merge.seal()
         order = self.merge.order()
         v6_rows = int(np.count_nonzero(self.merge.keys().is6))
 

@@ -26,6 +26,8 @@ _MIX_2 = np.uint64(0x94D049BB133111EB)
 #: the index is rebuilt when more than half its slots are taken, so between
 #: 20 % and 50 % of them are in use, 8-20 bytes per address.
 _SPREAD = 2.5
+#: Rows hashed and placed at once by a rebuild (bounds its temporaries to a few MiB).
+_REBUILD_ROWS = 1 << 18
 
 
 class AddressIndex:
@@ -120,6 +122,14 @@ class AddressIndex:
             rows, slot = rows[~won], self._step(slot[~won])
 
     def _rebuild(self, stored: AddressKeys) -> None:
-        """Make the slot array `_SPREAD` times the addresses or more and index every row of STORED."""
+        """Make the slot array `_SPREAD` times the addresses or more and index every row of STORED.
+
+        The rows go in by `_REBUILD_ROWS` at a time: hashing and placing
+        millions at once held a few 8-byte temporaries per row, the
+        coalescer's peak memory.
+        """
         self._alloc(len(stored))
-        self._place(self._home(stored), np.arange(len(stored), dtype=np.int32))
+        for start in range(0, len(stored), _REBUILD_ROWS):
+            stop = min(start + _REBUILD_ROWS, len(stored))
+            self._place(self._home(stored.take(slice(start, stop))),
+                        np.arange(start, stop, dtype=np.int32))

@@ -132,3 +132,14 @@ def test_the_composite_header_counts_addresses_past_the_names_cap(tmp_path: Path
     composite = read_stats(str(tmp_path / "composite"))
     assert composite.records["192.0.2.1"].N == many[:64]
     assert "names-capped:\t1 addresses had more than 64 names; the first 64 kept" in composite.header
+
+
+def test_a_written_composite_takes_no_more_hosts(tmp_path: Path):
+    """Writing seals the merge (its address index is freed first): a late host is refused, not lost."""
+    tables = _tables(5, 2, 10)
+    built = Composite()
+    built.add(0, "h0", StatsFile([], tables[0]).columns())
+    built.write(str(tmp_path / "composite"))
+    with pytest.raises(RuntimeError, match="sealed"):
+        built.add(1, "h1", StatsFile([], tables[1]).columns())
+    assert as_tuples(read_stats(str(tmp_path / "composite")).records) == expected_merge(tables[:1])
