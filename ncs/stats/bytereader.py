@@ -59,6 +59,9 @@ _IS_DIGIT = np.zeros(256, np.uint8)
 _IS_DIGIT[48:58] = 1
 #: Longest number read here: 18 digits always fit int64 (longer ones go to the reader).
 _MAX_DIGITS = 18
+#: Numbers of up to 15 digits are below 2**53: read exactly through float64.
+_EXACT_IN_FLOAT = 15
+_FLOAT_POWERS = 10.0 ** np.arange(_EXACT_IN_FLOAT - 1, -1, -1)
 _NL, _SPACE, _TAB, _ZERO, _DOT, _COLON = 10, 32, 9, 48, 46, 58
 #: The longest address text (an IPv6 address with an IPv4 tail).
 _LONGEST_ADDRESS = 45
@@ -164,9 +167,16 @@ def _decimals(buf: np.ndarray, stop: np.ndarray, width: np.ndarray) -> np.ndarra
     if wide - int(width.min()) > _NOT_DIGITS_BEFORE:
         # the window of a narrow number reaches into the line before: blank that out
         window = np.where(np.arange(wide) >= (wide - width)[:, None], window, np.uint8(0))
-    if not (_IS_DIGIT[window].sum(axis=1, dtype=np.int64) == width).all():
+    # np.take, not window-as-index: the same lookup, twice as fast
+    if not (np.take(_IS_DIGIT, window).sum(axis=1, dtype=np.int64) == width).all():
         return None  # something other than digits within a number
-    return _DIGIT[window].astype(np.int64) @ (10 ** np.arange(wide - 1, -1, -1, dtype=np.int64))
+    digits = np.take(_DIGIT, window)
+    if wide <= _EXACT_IN_FLOAT:
+        # Every product and partial sum is an integer below 2**53, so the
+        # float dot product (BLAS) is exact, and faster than numpy's
+        # integer one.
+        return (digits.astype(np.float64) @ _FLOAT_POWERS[-wide:]).astype(np.int64)
+    return digits.astype(np.int64) @ (10 ** np.arange(wide - 1, -1, -1, dtype=np.int64))
 
 
 def _names(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list | None:
