@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.support.web",
     "tests.support.controlport",
     "tests.support.relay",
+    "tests.support.tmpfs",
 ]

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -102,21 +102,6 @@ def test_stale_temporaries_are_removed_at_start(lab_hosts, agent: Agent) -> None
 
 # -- item 4: a full disk ----------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 KiB tmpfs mounted for the test (and unmounted after it)."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mount)],
-                         capture_output=True, text=True)
-    if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs: {res.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
 def fill(path: Path) -> None:
     """Write PATH until the file system is full."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -129,7 +114,8 @@ def fill(path: Path) -> None:
         os.close(fd)
 
 
-def test_full_disk_keeps_the_last_dump_and_counting(lab_hosts, tmp_path: Path, small_disk: Path) -> None:
+def test_full_disk_keeps_the_last_dump_and_counting(lab_hosts, tmp_path: Path, tmpfs: Callable[..., Path]) -> None:
+    small_disk = tmpfs("256k")
     a, b = lab_hosts
     instance = make_agent(a, tmp_path, f"f{os.getpid()}")
     instance.config.write_text(instance.config.read_text().replace(str(instance.sniffer), str(small_disk)))

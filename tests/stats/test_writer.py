@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -256,20 +257,8 @@ def test_write_atomic_missing_directory_raises_oserror(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == []
 
 
-@pytest.fixture
-def tiny_fs(tmp_path: Path):
-    """A 64 KiB tmpfs of our own, to make writes fail with ENOSPC for real."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "tiny"
-    mnt.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "ncs-test-tiny", str(mnt)],
-                   check=True)
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def test_write_atomic_disk_full_keeps_old_file(tiny_fs: Path) -> None:
+def test_write_atomic_disk_full_keeps_old_file(tmpfs: Callable[..., Path]) -> None:
+    tiny_fs = tmpfs("64k")
     path = tiny_fs / "stats"
     path.write_text(OLD_TEXT)
     # About 150 bytes a record: far more than the 64 KiB the file system holds.

@@ -162,14 +162,15 @@ class SshdFactory:
         self.servers: list[Sshd] = []
 
     def start(self, address: str | None = None, port: int | None = None, netns: str | None = None,
-              extra_config: str = "", reachable: bool = True) -> Sshd:
+              extra_config: str = "", reachable: bool = True, log_level: str = "VERBOSE") -> Sshd:
         """Start one sshd on ADDRESS:PORT (default: a random loopback address, a free port).
 
         With NETNS the server runs inside that network namespace (ADDRESS must
         be one of its addresses; PORT defaults to 2222).  Returns the running
         Sshd once it accepts connections (once its log says it listens, when
         the test process cannot REACH the address); raises RuntimeError
-        otherwise.
+        otherwise.  LOG_LEVEL is sshd's LogLevel (DEBUG1 logs the algorithms
+        each connection negotiated).
         """
         os.makedirs("/run/sshd", exist_ok=True)  # privilege separation directory
         if address is None:
@@ -200,7 +201,7 @@ class SshdFactory:
             "PrintMotd no\n"
             "MaxStartups 200\n"
             "MaxSessions 50\n"
-            "LogLevel VERBOSE\n"
+            f"LogLevel {log_level}\n"
             f"SetEnv PATH={SESSION_PATH}\n"
             "Subsystem sftp internal-sftp\n"
             + extra_config
