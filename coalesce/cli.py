@@ -12,6 +12,7 @@ from collections.abc import Callable
 from ncs import __version__
 from ncs.argtypes import OneLineParser, bounded_int
 from ncs.coalesce.composite import Failure, Source, composite
+from ncs.coalesce.history import add_history_options, append_composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
 from ncs.coalesce.sshfetch import FetchResult, fetch_all
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress display on a terminal (default: shown on a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures (default: off)")
+    add_history_options(p)
     return p
 
 
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             _note(args, f"{output}: refreshed by another coalescer, served without fetching")
             return _report(args, output, EXIT_OK)
         results = _fetch_everything(inv, _progress_wanted(args))
-        status = _write_composite(output, results)
+        status = _write_composite(output, results, args)
         _print_summary(args, results)
     finally:
         try:
@@ -175,7 +177,7 @@ def _fetch_with_progress(hosts: list[HostSpec], jobs: int) -> list[FetchResult]:
         return fetch_all(hosts, jobs, on_start=started, on_done=done)
 
 
-def _write_composite(output: str, results: list[FetchResult]) -> int | None:
+def _write_composite(output: str, results: list[FetchResult], args: argparse.Namespace) -> int | None:
     """Merge the good results and write the composite atomically.
 
     Returns None when written, or an exit status when nothing could be
@@ -187,12 +189,13 @@ def _write_composite(output: str, results: list[FetchResult]) -> int | None:
     if not sources:
         print(f"ncs-coalesce: no host delivered stats; {output} left as it was", file=sys.stderr)
         return EXIT_HOST_FAILED
+    table = composite(sources, failures)
     try:
-        write_stats(output, composite(sources, failures))
+        write_stats(output, table)
     except OSError as err:
         print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return EXIT_HOST_FAILED
-    return None
+    return None if append_composite(args, output, table) else EXIT_HOST_FAILED
 
 
 def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None:
