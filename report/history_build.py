@@ -30,8 +30,8 @@ from ncs.history.query import (
     WindowTotals,
     first_seen,
     newest_time,
-    present_in,
     window_bytes,
+    window_series,
     window_totals,
 )
 from ncs.report.display import full_time
@@ -54,7 +54,8 @@ class HistoryReport:
     """A grouped report over WINDOW in VIEW, with per-address arrays indexed by the `row` column.
 
     `series_bytes[row]`, `series_packets[row]`: traffic per bucket of the
-    window; `change[row]`: bytes in the window less bytes in the window
+    window (zero for the addresses of groups past the `top` it was built
+    for); `change[row]`: bytes in the window less bytes in the window
     before; `first[row]`: first-seen time in the store.
     """
 
@@ -121,42 +122,52 @@ def the_window(con: duckdb.DuckDBPyConnection, since: str, source: str | None) -
 
 
 def build_history(con: duckdb.DuckDBPyConnection, since: str, view: str, by: str, v4_prefix: int,
-                  v6_prefix: int, source: str | None = None) -> HistoryReport:
+                  v6_prefix: int, source: str | None = None, top: int = 0) -> HistoryReport:
     """Return the history report of VIEW over the window SINCE, grouped BY prefix or domain.
 
-    Raises ValueError for a bad SINCE, GroupingError for a bad grouping.
+    TOP > 0: only the first TOP groups get their series (what a table or a
+    page shows); 0: every group.  Raises ValueError for a bad SINCE,
+    GroupingError for a bad grouping.
     """
     window = the_window(con, since, source)
     now = window_totals(con, window, source)
     before_window = window.before()
     if view == "movers":
         now = _with_gone(now, window_totals(con, before_window, source))
-    before = window_bytes(con, before_window, now.keys, source)
-    first = first_seen(con, now.keys)
+    before = window_bytes(con, before_window, now.addr, source)
+    first = first_seen(con, now.addr)
     change = now.bytes - before
     keep = first >= window.since if view == "new" else np.ones(len(now), bool)
     rank = np.abs(change) if view == "movers" else now.bytes
     table = _as_table(now, window, rank, source)
     rows = np.flatnonzero(keep)
     report = make_report(table.take(rows), by, v4_prefix, v6_prefix, "bandwidth")
-    return HistoryReport(view, window, report, now.series_bytes, now.series_packets, change, first, source)
+    shown = report.groups[:top] if top > 0 else report.groups
+    wanted = np.concatenate([g.column(ROW) for g in shown]).astype(np.int64) if shown else np.zeros(0, np.int64)
+    series_b = np.zeros((len(now), window.buckets), dtype=np.int64)
+    series_p = np.zeros_like(series_b)
+    series_b[wanted], series_p[wanted] = window_series(con, window, now.addr[wanted], source,
+                                                       only=len(wanted) < len(now))
+    return HistoryReport(view, window, report, series_b, series_p, change, first, source)
 
 
 def _with_gone(now: WindowTotals, earlier: WindowTotals) -> WindowTotals:
     """Return NOW plus the addresses of EARLIER it lacks (with no traffic now), in ascending order."""
-    gone = ~present_in(now.keys, earlier.keys)
+    gone = ~np.isin(earlier.addr, now.addr)
     if not gone.any():
         return now
     keys = AddressKeys.concat([now.keys, earlier.keys.take(gone)])
     order = keys.order()
-    fields = {k: np.concatenate([v, earlier.fields[k][gone]])[order] for k, v in now.fields.items()}
-    names = [(now.names + [earlier.names[i] for i in np.flatnonzero(gone)])[i] for i in order]
-    zeros = np.zeros(int(gone.sum()), np.int64)
-    silent = np.zeros((len(zeros), now.series_bytes.shape[1]), np.int64)
-    return WindowTotals(keys.take(order), np.concatenate([now.bytes, zeros])[order],
-                        np.concatenate([now.packets, zeros])[order], fields, names,
-                        np.concatenate([now.series_bytes, silent])[order],
-                        np.concatenate([now.series_packets, silent])[order])
+
+    def joined(mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+        return np.concatenate([mine, theirs])[order]
+
+    silent = np.zeros(int(gone.sum()), np.int64)
+    names = now.names + [earlier.names[i] for i in np.flatnonzero(gone).tolist()]
+    return WindowTotals(joined(now.addr, earlier.addr[gone]), keys.take(order), joined(now.bytes, silent),
+                        joined(now.packets, silent),
+                        {k: joined(v, earlier.fields[k][gone]) for k, v in now.fields.items()},
+                        [names[i] for i in order.tolist()])
 
 
 def _as_table(now: WindowTotals, window: Window, rank: np.ndarray, source: str | None) -> StatsColumns:

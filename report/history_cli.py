@@ -58,8 +58,10 @@ def run_history(args: argparse.Namespace, out: IO[str]) -> str | None:
                 rows = export_parquet(con, args.export)
                 out.write(f"{rows} rows written to {args.export}\n")
                 return None
+            # The table and the page show --top groups: only theirs need series.
+            top = args.top if args.format in ("table", "html", "cgi") else 0
             h = build_history(con, args.since, args.view, args.by, args.v4_prefix, args.v6_prefix,
-                              args.source)
+                              args.source, top)
     except (HistoryError, GroupingError, ValueError) as err:
         return str(err)
     if args.format == "table":

@@ -17,10 +17,10 @@ from ncs.history.schema import HistoryError, missing_fields, select_fields
 
 #: The SQL of an address's text: dotted quad, or eight groups of four hex digits.
 ADDRESS_TEXT = (
-    "CASE WHEN NOT c.is6 THEN concat_ws('.', (c.lo >> 24) & 255, (c.lo >> 16) & 255, (c.lo >> 8) & 255, "
-    "c.lo & 255) ELSE concat_ws(':', "
+    "CASE WHEN NOT r.is6 THEN concat_ws('.', (r.lo >> 24) & 255, (r.lo >> 16) & 255, (r.lo >> 8) & 255, "
+    "r.lo & 255) ELSE concat_ws(':', "
     + ", ".join(f"lpad(lower(hex(({half} >> {shift}) & 65535)), 4, '0')"
-                for half in ("c.hi", "c.lo") for shift in (48, 32, 16, 0))
+                for half in ("r.hi", "r.lo") for shift in (48, 32, 16, 0))
     + ") END"
 )
 
@@ -32,11 +32,11 @@ def export_parquet(con: duckdb.DuckDBPyConnection, directory: str) -> int:
     """
     if os.path.isdir(directory) and os.listdir(directory):
         raise HistoryError(f"{directory}: not empty; the export writes into a new or empty directory")
-    fields = select_fields(missing_fields(con))
+    fields = select_fields(missing_fields(con), "c.")
     query = f"""SELECT strftime(to_timestamp(s.time) AT TIME ZONE 'UTC', '%Y-%m-%d') AS day,
                    s.source, s.level, s.start, s.time, {ADDRESS_TEXT} AS address,
-                   c.is6, c.hi, c.lo, c.bytes, c.packets, {fields}
-               FROM counters c JOIN snapshots s ON c.snap = s.id"""
+                   r.is6, r.hi, r.lo, c.bytes, c.packets, {fields}
+               FROM counters c JOIN snapshots s ON c.snap = s.id JOIN remotes r ON c.addr = r.id"""
     quoted = directory.replace("'", "''")
     try:
         rows = con.execute(f"COPY ({query}) TO '{quoted}' (FORMAT PARQUET, PARTITION_BY (day), "

@@ -1,10 +1,12 @@
 """Questions to the history store: each address's traffic over a window, its series, first-seen time.
 
-`window_totals` answers one window in two scans of its rows: the traffic per
-address and time bucket (the series), and per address the latest values of
-the record's fields.  What comes back is numpy columns, one row per address
-in ascending address order (`ncs.stats.addresses`), ready to become a
-`StatsColumns` for grouping.
+`window_totals` sums each address's traffic over a window and finds the
+latest values of its record's fields; `window_series` cuts the traffic of
+chosen addresses into time buckets.  Every window's rows are found through
+the range of its snapshot ids, which lets DuckDB skip the rest of the
+store.  What comes back is numpy columns, one row per address in ascending
+address order (`ncs.stats.addresses`), ready to become a `StatsColumns`
+for grouping.
 """
 
 from __future__ import annotations
@@ -44,20 +46,19 @@ class Window:
 
 @dataclass
 class WindowTotals:
-    """Per address (ascending): traffic over a window, its series, the latest field values.
+    """Per address (ascending): traffic over a window and the latest field values.
 
-    `fields[key]` holds each numeric field of the address's latest snapshot
-    in the window, `names` its names; `series_bytes[i, k]` and
-    `series_packets[i, k]` the traffic of address i in bucket k.
+    `addr` is each address's number in the store; `fields[key]` holds each
+    numeric field of the address's latest snapshot in the window, `names`
+    its names.
     """
 
+    addr: np.ndarray
     keys: AddressKeys
     bytes: np.ndarray
     packets: np.ndarray
     fields: dict[str, np.ndarray]
     names: list[tuple[str, ...]]
-    series_bytes: np.ndarray
-    series_packets: np.ndarray
 
     def __len__(self) -> int:
         return len(self.bytes)
@@ -71,62 +72,121 @@ def newest_time(con: duckdb.DuckDBPyConnection, source: str | None = None) -> in
 
 
 def _window_rows(source: str | None) -> str:
-    """Return the FROM clause of a window's counter rows, with `t` the snapshot time and `k` its bucket."""
+    """Return the FROM clause of a window's counter rows, with `t` the snapshot time and `k` its bucket.
+
+    Rows are stored snapshot by snapshot, so the range of snapshot ids lets
+    DuckDB skip the row groups outside the window without reading them.
+    """
     where = "s.time >= $since AND s.time < $until" + (" AND s.source = $source" if source else "")
-    return f"""(SELECT c.*, s.time AS t,
+    return f"""(SELECT c.snap, c.addr, c.bytes, c.packets, s.time AS t,
                    least(CAST((s.time - $since) * $buckets // $span AS BIGINT), $buckets - 1) AS k
-               FROM counters c JOIN snapshots s ON c.snap = s.id WHERE {where})"""
+               FROM counters c JOIN snapshots s ON c.snap = s.id
+               WHERE {where} AND c.snap BETWEEN $first AND $last)"""
 
 
-def _params(window: Window, source: str | None) -> dict:
-    """Return the named parameters of `_window_rows`."""
-    params = {"since": window.since, "until": window.until, "buckets": window.buckets,
-              "span": window.span}
+def _params(con: duckdb.DuckDBPyConnection, window: Window, source: str | None) -> dict:
+    """Return the named parameters of `_window_rows`, with the range of the window's snapshot ids."""
+    params = {"since": window.since, "until": window.until}
+    where = "time >= $since AND time < $until"
     if source:
         params["source"] = source
-    return params
+        where += " AND source = $source"
+    ids = con.execute(f"SELECT min(id), max(id) FROM snapshots WHERE {where}", params).fetchall()[0]
+    first, last = (0, -1) if ids[0] is None else ids
+    return {**params, "buckets": window.buckets, "span": window.span, "first": first, "last": last}
 
 
 def window_totals(con: duckdb.DuckDBPyConnection, window: Window, source: str | None = None) -> WindowTotals:
-    """Return every address with a row in WINDOW (of SOURCE, if given): traffic, series, fields."""
-    rows = _window_rows(source)
-    fields_sql = select_fields(missing_fields(con))
-    latest = ", ".join(f'arg_max("{f.key}", t) AS "{f.key}"' for f in FIELDS)
-    params = _params(window, source)
-    head = arrow_result(
-        con, f"""SELECT is6, hi, lo, sum(bytes) AS b, sum(packets) AS p, {latest}
-        FROM (SELECT is6, hi, lo, bytes, packets, t, {fields_sql} FROM {rows})
-        GROUP BY is6, hi, lo ORDER BY is6, hi, lo""", params)
-    per_bucket = arrow_result(
-        con, f"""SELECT is6, hi, lo, k, sum(bytes) AS b, sum(packets) AS p FROM {rows}
-        GROUP BY is6, hi, lo, k ORDER BY is6, hi, lo""", params)
-    keys = _keys(head)
-    series_b, series_p = _series(keys, per_bucket, window.buckets)
+    """Return every address with a row in WINDOW (of SOURCE, if given): its traffic and latest fields.
+
+    One scan of the window's rows sums each address's traffic and notes its
+    latest snapshot; the fields are then read from those snapshots only.
+    Sums are cast back to BIGINT: DuckDB's HUGEINT reaches Python as
+    decimals, one object per value.
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ncs_latest AS
+        SELECT addr, sum(bytes)::BIGINT AS b, sum(packets)::BIGINT AS p, arg_max(snap, t) AS snap
+        FROM {_window_rows(source)} GROUP BY addr""", _params(con, window, source))
+    try:
+        span = con.execute("SELECT min(snap), max(snap) FROM ncs_latest").fetchall()[0]
+        head = arrow_result(
+            con, f"""SELECT l.addr, r.is6, r.hi, r.lo, l.b, l.p, {select_fields(missing_fields(con), "c.")}
+            FROM ncs_latest l JOIN counters c ON c.snap = l.snap AND c.addr = l.addr
+            JOIN remotes r ON r.id = l.addr
+            WHERE c.snap BETWEEN $first AND $last
+            ORDER BY r.is6, r.hi, r.lo""", {"first": span[0] or 0, "last": -1 if span[1] is None else span[1]})
+    finally:
+        con.execute("DROP TABLE IF EXISTS ncs_latest")
     fields = {f.key: _numbers(head[f.key]) for f in FIELDS if f.key != NAMES_KEY}
     names = [tuple(n or ()) for n in head[NAMES_KEY].to_pylist()]
-    return WindowTotals(keys, _numbers(head["b"]), _numbers(head["p"]), fields, names, series_b, series_p)
+    return WindowTotals(_numbers(head["addr"]), _keys(head), _numbers(head["b"]), _numbers(head["p"]),
+                        fields, names)
 
 
-def window_bytes(con: duckdb.DuckDBPyConnection, window: Window, keys: AddressKeys,
-                 source: str | None = None) -> np.ndarray:
-    """Return the bytes of each address of KEYS (ascending) over WINDOW; 0 where it has none."""
-    found = arrow_result(
-        con, f"""SELECT is6, hi, lo, sum(bytes) AS b FROM {_window_rows(source)}
-        GROUP BY is6, hi, lo ORDER BY is6, hi, lo""", _params(window, source))
-    return _spread(keys, _keys(found), _numbers(found["b"]))
+def window_series(con: duckdb.DuckDBPyConnection, window: Window, addr: np.ndarray,
+                  source: str | None = None, only: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Return the (address x bucket) bytes and packets over WINDOW of the addresses numbered ADDR.
 
-
-def first_seen(con: duckdb.DuckDBPyConnection, keys: AddressKeys) -> np.ndarray:
-    """Return when each address of KEYS (ascending) was first seen in the store (0 if never)."""
-    con.register("ncs_keys", pa.table({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo}))
+    With ONLY, the rows of other addresses are dropped before grouping (a
+    table shows a few hundred addresses: grouping every address by bucket
+    costs more than the rest of the report); without, ADDR must hold every
+    address of the window.
+    """
+    series_b = np.zeros((len(addr), window.buckets), dtype=np.int64)
+    series_p = np.zeros((len(addr), window.buckets), dtype=np.int64)
+    where = "WHERE addr IN (SELECT id FROM ncs_addr)" if only else ""
+    con.register("ncs_addr", pa.table({"id": pa.array(addr, type=pa.int32())}))
     try:
         found = arrow_result(
-            con, """SELECT r.is6, r.hi, r.lo, min(r.first) AS first FROM remotes r
-            SEMI JOIN ncs_keys k ON r.is6 = k.is6 AND r.hi = k.hi AND r.lo = k.lo
-            GROUP BY r.is6, r.hi, r.lo ORDER BY r.is6, r.hi, r.lo""")
+            con, f"""SELECT addr, k, sum(bytes)::BIGINT AS b, sum(packets)::BIGINT AS p
+            FROM {_window_rows(source)} {where} GROUP BY addr, k""", _params(con, window, source))
     finally:
-        con.unregister("ncs_keys")
-    return _spread(keys, _keys(found), _numbers(found["first"]))
+        con.unregister("ncs_addr")
+    rows = rows_of(addr, _numbers(found["addr"]))
+    known = rows >= 0
+    k = _numbers(found["k"])[known]
+    series_b[rows[known], k] = _numbers(found["b"])[known]
+    series_p[rows[known], k] = _numbers(found["p"])[known]
+    return series_b, series_p
+
+
+def window_bytes(con: duckdb.DuckDBPyConnection, window: Window, addr: np.ndarray,
+                 source: str | None = None) -> np.ndarray:
+    """Return the bytes over WINDOW of each address numbered ADDR; 0 where it has none."""
+    found = arrow_result(
+        con, f"SELECT addr, sum(bytes)::BIGINT AS b FROM {_window_rows(source)} GROUP BY addr",
+        _params(con, window, source))
+    return _aligned(addr, _numbers(found["addr"]), _numbers(found["b"]))
+
+
+def first_seen(con: duckdb.DuckDBPyConnection, addr: np.ndarray) -> np.ndarray:
+    """Return when each address numbered ADDR was first seen in the store."""
+    con.register("ncs_addr", pa.table({"id": pa.array(addr, type=pa.int32())}))
+    try:
+        found = arrow_result(con, "SELECT r.id, r.first FROM remotes r SEMI JOIN ncs_addr a ON r.id = a.id")
+    finally:
+        con.unregister("ncs_addr")
+    return _aligned(addr, _numbers(found["id"]), _numbers(found["first"]))
+
+
+def rows_of(addr: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Return the position in ADDR of each number of FOUND (-1 where ADDR lacks it)."""
+    if not len(found):
+        return np.zeros(0, dtype=np.int64)
+    top = int(max(addr.max(initial=0), found.max())) + 1
+    position = np.full(top, -1, dtype=np.int64)
+    position[addr] = np.arange(len(addr))
+    return position[found]
+
+
+def _aligned(addr: np.ndarray, found: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Return VALUES of the addresses numbered FOUND placed at their positions in ADDR, 0 elsewhere."""
+    out = np.zeros(len(addr), dtype=values.dtype if len(values) else np.int64)
+    rows = rows_of(addr, found)
+    known = rows >= 0
+    out[rows[known]] = values[known]
+    return out
 
 
 def _keys(table: pa.Table) -> AddressKeys:
@@ -138,49 +198,3 @@ def _keys(table: pa.Table) -> AddressKeys:
 def _numbers(column: pa.ChunkedArray) -> np.ndarray:
     """Return an Arrow number column as numpy (int64 or float64), nulls as 0."""
     return column.fill_null(0).to_numpy()
-
-
-def _positions(keys: AddressKeys, found: AddressKeys) -> tuple[np.ndarray, np.ndarray]:
-    """Return (where each of FOUND sits in KEYS, whether it is there at all); both ascending."""
-    both = AddressKeys.concat([keys, found])
-    order = both.order()  # stable: a key of KEYS comes before an equal key of FOUND
-    is_found = order >= len(keys)
-    # KEYS ascend, so carrying the latest KEYS index forward gives the one each FOUND key follows.
-    before = np.maximum.accumulate(np.where(is_found, -1, order))[is_found]
-    found_rows = order[is_found] - len(keys)
-    at = np.maximum(before, 0)
-    same = ((before >= 0) & (keys.is6[at] == found.is6[found_rows]) & (keys.hi[at] == found.hi[found_rows])
-            & (keys.lo[at] == found.lo[found_rows])) if len(keys) else np.zeros(len(found_rows), bool)
-    rows = np.empty(len(found), dtype=np.int64)
-    rows[found_rows] = at
-    matched = np.empty(len(found), dtype=bool)
-    matched[found_rows] = same
-    return rows, matched
-
-
-def present_in(keys: AddressKeys, found: AddressKeys) -> np.ndarray:
-    """Return, for each address of FOUND (ascending), whether KEYS (ascending) holds it."""
-    if not len(found):
-        return np.zeros(0, bool)
-    return _positions(keys, found)[1]
-
-
-def _spread(keys: AddressKeys, found: AddressKeys, values: np.ndarray) -> np.ndarray:
-    """Return VALUES of the FOUND addresses placed at their rows of KEYS, 0 elsewhere."""
-    out = np.zeros(len(keys), dtype=values.dtype if len(values) else np.int64)
-    if len(found):
-        rows, matched = _positions(keys, found)
-        out[rows[matched]] = values[matched]
-    return out
-
-
-def _series(keys: AddressKeys, per_bucket: pa.Table, buckets: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return the (address x bucket) matrices of bytes and packets from per-bucket rows."""
-    series_b = np.zeros((len(keys), buckets), dtype=np.int64)
-    series_p = np.zeros((len(keys), buckets), dtype=np.int64)
-    if per_bucket.num_rows:
-        rows, _ = _positions(keys, _keys(per_bucket))  # the same addresses as KEYS
-        k = per_bucket["k"].to_numpy()
-        series_b[rows, k] = _numbers(per_bucket["b"])
-        series_p[rows, k] = _numbers(per_bucket["p"])
-    return series_b, series_p

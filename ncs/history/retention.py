@@ -70,10 +70,10 @@ def roll_up(con: duckdb.DuckDBPyConnection, level: str, into: str, before: int) 
     latest = ", ".join(f'arg_max(c."{f.key}", m.time)' for f in FIELDS)
     con.execute(
         f"""INSERT INTO counters
-        SELECT b.id, c.is6, c.hi, c.lo, sum(c.bytes), sum(c.packets), {latest}
+        SELECT b.id, c.addr, sum(c.bytes), sum(c.packets), {latest}
         FROM counters c JOIN ncs_moving m ON c.snap = m.id
         JOIN ncs_buckets b ON m.source = b.source AND m.bucket = b.bucket
-        GROUP BY b.id, c.is6, c.hi, c.lo""")
+        GROUP BY b.id, c.addr""")
     con.execute(
         """INSERT INTO snapshots
         SELECT b.id, b.source, b.start, b.bucket, ?, (SELECT count(*) FROM counters WHERE snap = b.id)

@@ -199,28 +199,39 @@ def _append_in_transaction(con: duckdb.DuckDBPyConnection, incoming: pa.Table, s
         "ORDER BY time DESC LIMIT 1", [source, start, now])
     con.register("ncs_incoming", incoming)
     try:
+        _number_addresses(con, now)
         con.execute(
-            f"""INSERT INTO counters (snap, is6, hi, lo, bytes, packets, {_field_list()})
-            SELECT ?, n.is6, n.hi, n.lo,
+            f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})
+            SELECT ?, r.id,
                    CASE WHEN p."E" = n."E" AND n."B" >= p."B" THEN n."B" - p."B" ELSE n."B" END,
                    CASE WHEN p."E" = n."E" AND n."C" >= p."C" THEN n."C" - p."C" ELSE n."C" END,
                    {_field_list("n.")}
             FROM ncs_incoming n
-            LEFT JOIN (SELECT is6, hi, lo, "B", "C", "E" FROM counters WHERE snap = ?) p
-              ON n.is6 = p.is6 AND n.hi = p.hi AND n.lo = p.lo""", [snap, -1 if prev is None else prev])
-        con.execute(
-            """INSERT INTO remotes SELECT DISTINCT n.is6, n.hi, n.lo, ? FROM ncs_incoming n
-            ANTI JOIN remotes r ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo""", [now])
-        # A snapshot older than the store's newest may move a first-seen time back.
-        con.execute(
-            """UPDATE remotes SET first = ? FROM ncs_incoming n
-            WHERE remotes.first > ? AND n.is6 = remotes.is6 AND n.hi = remotes.hi AND n.lo = remotes.lo""",
-            [now, now])
+            JOIN remotes r ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo
+            LEFT JOIN (SELECT addr, "B", "C", "E" FROM counters WHERE snap = ?) p ON p.addr = r.id""",
+            [snap, -1 if prev is None else prev])
     finally:
         con.unregister("ncs_incoming")
     con.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, 'raw', ?)",
                 [snap, source, start, now, incoming.num_rows])
     return True
+
+
+def _number_addresses(con: duckdb.DuckDBPyConnection, now: int) -> None:
+    """Give each address of `ncs_incoming` new to the store the next number, first seen NOW.
+
+    A snapshot older than the store's newest may move a first-seen time back.
+    """
+    con.execute(
+        """INSERT INTO remotes
+        SELECT (SELECT coalesce(max(id), 0) FROM remotes) + row_number() OVER (ORDER BY is6, hi, lo),
+               is6, hi, lo, ?
+        FROM (SELECT DISTINCT n.is6, n.hi, n.lo FROM ncs_incoming n
+              ANTI JOIN remotes r ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo)""", [now])
+    con.execute(
+        """UPDATE remotes SET first = ? FROM ncs_incoming n
+        WHERE remotes.first > ? AND n.is6 = remotes.is6 AND n.hi = remotes.hi AND n.lo = remotes.lo""",
+        [now, now])
 
 
 def add_snapshot(path: str, table: StatsColumns, source: str, keep: Keep | None = None,

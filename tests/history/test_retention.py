@@ -40,8 +40,8 @@ def _stored(store: str) -> dict[tuple[str, str, int], int]:
     """Return the stored bytes per (source, address, day)."""
     with opened(store) as con:
         rows = con.execute(
-            """SELECT s.source, c.lo, (s.time - ?) // 86400, sum(c.bytes) FROM counters c
-            JOIN snapshots s ON c.snap = s.id GROUP BY ALL""", [T0]).fetchall()
+            """SELECT s.source, r.lo, (s.time - ?) // 86400, sum(c.bytes) FROM counters c
+            JOIN snapshots s ON c.snap = s.id JOIN remotes r ON c.addr = r.id GROUP BY ALL""", [T0]).fetchall()
     return {(src, f"203.0.113.{lo & 255}", day): b for src, lo, day, b in rows}
 
 

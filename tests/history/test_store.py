@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ncs.history.query import Window, window_totals
 from ncs.history.schema import LAYOUT, HistoryError, create_tables
 from ncs.history.store import _append_in_transaction, add_snapshot, append, arrow_columns, opened
 from ncs.locks import FileLock
@@ -25,7 +26,8 @@ def _traffic(path: Path, source: str | None = None) -> dict[str, tuple[int, int]
     """Return each address's stored bytes and packets (IPv4 test addresses only)."""
     with opened(str(path)) as con:
         where = "" if source is None else f"WHERE snap IN (SELECT id FROM snapshots WHERE source = '{source}')"
-        rows = con.execute(f"SELECT lo, sum(bytes), sum(packets) FROM counters {where} GROUP BY lo").fetchall()
+        rows = con.execute(f"""SELECT r.lo, sum(bytes), sum(packets) FROM counters c
+                               JOIN remotes r ON c.addr = r.id {where} GROUP BY r.lo""").fetchall()
     return {f"{lo >> 24}.{lo >> 16 & 255}.{lo >> 8 & 255}.{lo & 255}": (b, c) for lo, b, c in rows}
 
 
@@ -131,13 +133,15 @@ def test_a_store_from_before_a_field_existed_opens_and_gains_it(tmp_path: Path):
     create_tables(con, older)
     con.execute("INSERT INTO snapshots VALUES (1, 'web', ?, ?, 'raw', 1)", [T0, T0 + 60])
     con.execute("INSERT INTO taken VALUES ('web', ?, ?)", [T0, T0 + 60])
-    con.execute("INSERT INTO remotes VALUES (false, 0, 3325256705, ?)", [T0 + 60])
-    con.execute(f"INSERT INTO counters (snap, is6, hi, lo, bytes, packets, {', '.join(f.key for f in older)}) "
-                f"VALUES (1, false, 0, 3325256705, 100, 2, 100, 2, {T0 + 5}, [], 0.0, {T0}, 0, 0.0)")
+    con.execute("INSERT INTO remotes VALUES (1, false, 0, 3325256705, ?)", [T0 + 60])
+    con.execute(f"INSERT INTO counters (snap, addr, bytes, packets, {', '.join(f.key for f in older)}) "
+                f"VALUES (1, 1, 100, 2, 100, 2, {T0 + 5}, [], 0.0, {T0}, 0, 0.0)")
     con.close()
     with opened(store) as ro:  # read-only: L stands in from E
         assert ro.execute("SELECT count(*) FROM information_schema.columns WHERE column_name = 'L'"
                           ).fetchall() == [(0,)]
+        old = window_totals(ro, Window(T0, T0 + 61))
+        assert (old.fields["L"].tolist(), old.fields["E"].tolist(), old.bytes.tolist()) == ([T0 + 5], [T0 + 5], [100])
     add_snapshot(store, snapshot(T0, T0 + 120, {"198.51.100.1": record(150, 3, T0 + 5, T0)}), "web")
     with opened(store) as con2:
         assert con2.execute('SELECT snap, "L", bytes FROM counters ORDER BY snap').fetchall() == [
