@@ -30,7 +30,6 @@ from ncs.history.query import (
     WindowTotals,
     first_seen,
     newest_time,
-    window_bytes,
     window_series,
     window_totals,
 )
@@ -131,12 +130,10 @@ def build_history(con: duckdb.DuckDBPyConnection, since: str, view: str, by: str
     """
     window = the_window(con, since, source)
     now = window_totals(con, window, source)
-    before_window = window.before()
     if view == "movers":
-        now = _with_gone(now, window_totals(con, before_window, source))
-    before = window_bytes(con, before_window, now.addr, source)
+        now = _with_gone(now, window_totals(con, window.before(), source))
     first = first_seen(con, now.addr)
-    change = now.bytes - before
+    change = now.bytes - now.before
     keep = first >= window.since if view == "new" else np.ones(len(now), bool)
     rank = np.abs(change) if view == "movers" else now.bytes
     table = _as_table(now, window, rank, source)
@@ -165,7 +162,7 @@ def _with_gone(now: WindowTotals, earlier: WindowTotals) -> WindowTotals:
     silent = np.zeros(int(gone.sum()), np.int64)
     names = now.names + [earlier.names[i] for i in np.flatnonzero(gone).tolist()]
     return WindowTotals(joined(now.addr, earlier.addr[gone]), keys.take(order), joined(now.bytes, silent),
-                        joined(now.packets, silent),
+                        joined(now.packets, silent), joined(now.before, earlier.bytes[gone]),
                         {k: joined(v, earlier.fields[k][gone]) for k, v in now.fields.items()},
                         [names[i] for i in order.tolist()])
 
