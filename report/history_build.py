@@ -121,15 +121,17 @@ def the_window(con: duckdb.DuckDBPyConnection, since: str, source: str | None) -
 
 
 def build_history(con: duckdb.DuckDBPyConnection, since: str, view: str, by: str, v4_prefix: int,
-                  v6_prefix: int, source: str | None = None, top: int = 0) -> HistoryReport:
+                  v6_prefix: int, source: str | None = None, top: int = 0,
+                  change: bool = True) -> HistoryReport:
     """Return the history report of VIEW over the window SINCE, grouped BY prefix or domain.
 
     TOP > 0: only the first TOP groups get their series (what a table or a
-    page shows); 0: every group.  Raises ValueError for a bad SINCE,
-    GroupingError for a bad grouping.
+    page shows); 0: every group.  CHANGE: compute the change against the
+    window before (always for movers; else 0, as a table shows none).
+    Raises ValueError for a bad SINCE, GroupingError for a bad grouping.
     """
     window = the_window(con, since, source)
-    now = window_totals(con, window, source)
+    now = window_totals(con, window, source, new_only=view == "new", before=change or view == "movers")
     if view == "movers":
         now = _with_gone(now, window_totals(con, window.before(), source))
     first = first_seen(con, now.addr)

@@ -58,10 +58,11 @@ def run_history(args: argparse.Namespace, out: IO[str]) -> str | None:
                 rows = export_parquet(con, args.export)
                 out.write(f"{rows} rows written to {args.export}\n")
                 return None
-            # The table and the page show --top groups: only theirs need series.
-            top = args.top if args.format in ("table", "html", "cgi") else 0
+            # The table and the page show --top groups (only theirs need series)
+            # and a change only for movers; text and JSON show everything.
+            shown = args.format in ("table", "html", "cgi")
             h = build_history(con, args.since, args.view, args.by, args.v4_prefix, args.v6_prefix,
-                              args.source, top)
+                              args.source, args.top if shown else 0, change=not shown)
     except (HistoryError, GroupingError, ValueError) as err:
         return str(err)
     if args.format == "table":

@@ -79,58 +79,57 @@ def _window_rows(source: str | None) -> str:
     Rows are stored snapshot by snapshot, so the range of snapshot ids lets
     DuckDB skip the row groups outside the window without reading them.
     """
-    where = "s.time >= $lower AND s.time < $until" + (" AND s.source = $source" if source else "")
+    where = "s.time >= $since AND s.time < $until" + (" AND s.source = $source" if source else "")
     return f"""(SELECT c.snap, c.addr, c.bytes, c.packets, s.time AS t,
                    least(CAST((s.time - $since) * $buckets // $span AS BIGINT), $buckets - 1) AS k
                FROM counters c JOIN snapshots s ON c.snap = s.id
                WHERE {where} AND c.snap BETWEEN $first AND $last)"""
 
 
-def _params(con: duckdb.DuckDBPyConnection, window: Window, source: str | None,
-            lower: int | None = None) -> dict:
-    """Return the named parameters of `_window_rows`, with the range of the window's snapshot ids.
-
-    The rows start at LOWER (default: the window's start); a bucket below 0
-    is before the window.
-    """
-    params = {"lower": window.since if lower is None else lower, "until": window.until}
-    where = "time >= $lower AND time < $until"
+def _params(con: duckdb.DuckDBPyConnection, window: Window, source: str | None) -> dict:
+    """Return the named parameters of `_window_rows`, with the range of the window's snapshot ids."""
+    params = {"since": window.since, "until": window.until}
+    where = "time >= $since AND time < $until"
     if source:
         params["source"] = source
         where += " AND source = $source"
     ids = con.execute(f"SELECT min(id), max(id) FROM snapshots WHERE {where}", params).fetchall()[0]
     first, last = (0, -1) if ids[0] is None else ids
-    return {**params, "since": window.since, "buckets": window.buckets, "span": window.span, "first": first,
-            "last": last}
+    return {**params, "buckets": window.buckets, "span": window.span, "first": first, "last": last}
 
 
-def window_totals(con: duckdb.DuckDBPyConnection, window: Window, source: str | None = None) -> WindowTotals:
+def window_totals(con: duckdb.DuckDBPyConnection, window: Window, source: str | None = None,
+                  new_only: bool = False, before: bool = True) -> WindowTotals:
     """Return every address with a row in WINDOW (of SOURCE, if given): its traffic and latest fields.
 
-    One scan of the rows of WINDOW and of the window of the same length
-    before it sums each address's traffic in both and notes its latest
-    snapshot in WINDOW; the fields are then read from those snapshots only.
-    Sums are cast back to BIGINT: DuckDB's HUGEINT reaches Python as
-    decimals, one object per value.
+    NEW_ONLY: only the addresses first seen inside the window.  One scan of
+    the window's rows sums each address's traffic and notes its latest
+    snapshot; with BEFORE, one of the window before sums its bytes then
+    (`before`, else 0).  The fields are read from the latest snapshots only.  Sums are cast back to
+    BIGINT: DuckDB's HUGEINT reaches Python as decimals, one object per value.
     """
+    only = "WHERE addr IN (SELECT id FROM remotes WHERE first >= $since)" if new_only else ""
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE ncs_latest AS
-        SELECT addr, (sum(bytes) FILTER (WHERE t >= $since))::BIGINT AS b,
-               (sum(packets) FILTER (WHERE t >= $since))::BIGINT AS p,
-               coalesce(sum(bytes) FILTER (WHERE t < $since), 0)::BIGINT AS before,
-               arg_max(snap, t) FILTER (WHERE t >= $since) AS snap
-        FROM {_window_rows(source)} GROUP BY addr HAVING count(*) FILTER (WHERE t >= $since) > 0""",
-        _params(con, window, source, window.before().since))
+        SELECT addr, sum(bytes)::BIGINT AS b, sum(packets)::BIGINT AS p, arg_max(snap, t) AS snap
+        FROM {_window_rows(source)} {only} GROUP BY addr""", _params(con, window, source))
+    earlier = window.before() if before else Window(window.since, window.since)  # empty: no rows
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE ncs_before AS
+        SELECT addr, sum(bytes)::BIGINT AS b FROM {_window_rows(source)}
+        WHERE addr IN (SELECT addr FROM ncs_latest) GROUP BY addr""", _params(con, earlier, source))
     try:
         span = con.execute("SELECT min(snap), max(snap) FROM ncs_latest").fetchall()[0]
         head = arrow_result(
-            con, f"""SELECT l.addr, r.is6, r.hi, r.lo, l.b, l.p, l.before, {select_fields(missing_fields(con), "c.")}
+            con, f"""SELECT l.addr, r.is6, r.hi, r.lo, l.b, l.p, coalesce(e.b, 0) AS before,
+                   {select_fields(missing_fields(con), "c.")}
             FROM ncs_latest l JOIN counters c ON c.snap = l.snap AND c.addr = l.addr
-            JOIN remotes r ON r.id = l.addr
+            JOIN remotes r ON r.id = l.addr LEFT JOIN ncs_before e ON e.addr = l.addr
             WHERE c.snap BETWEEN $first AND $last
             ORDER BY r.is6, r.hi, r.lo""", {"first": span[0] or 0, "last": -1 if span[1] is None else span[1]})
     finally:
         con.execute("DROP TABLE IF EXISTS ncs_latest")
+        con.execute("DROP TABLE IF EXISTS ncs_before")
     fields = {f.key: _numbers(head[f.key]) for f in FIELDS if f.key != NAMES_KEY}
     names = [tuple(n or ()) for n in head[NAMES_KEY].to_pylist()]
     return WindowTotals(_numbers(head["addr"]), _keys(head), _numbers(head["b"]), _numbers(head["p"]),
