@@ -181,8 +181,9 @@ def _write_composite(output: str, results: list[FetchResult], args: argparse.Nam
     """Merge the good results and write the composite atomically.
 
     Returns None when written, or an exit status when nothing could be
-    written (no host delivered stats, or the file could not be written);
-    the previous composite is then left untouched.
+    written (no host delivered stats, or the file could not be written;
+    the previous composite is then left untouched) or when the history
+    store refused the composite written (`ncs.coalesce.history`).
     """
     sources = [Source(r.name, r.stats, r.seconds) for r in results if r.stats is not None]
     failures = [Failure(r.name, r.reason or "failed", r.seconds) for r in results if r.stats is None]
