@@ -16,7 +16,8 @@ from ncs.argtypes import bounded_float
 # with the help text and default of the key table; the value is checked like
 # the file's.  name, allowed, dns, read and stats have options of other shapes.
 CONFIG_OPTIONS = ("piddir", "sniffer", "bpf", "device", "snaplen", "match", "nomatch", "payload",
-                  "port", "host", "nameserver", "max_hosts", "user", "buffer_size")
+                  "port", "host", "nameserver", "max_hosts", "user", "buffer_size", "history",
+                  "history_keep")
 # Verbs that start an agent or show its configuration take every config option;
 # the others only need what locates a running agent and its files.
 FULL_VERBS = ("run", "start", "restart", "config")

@@ -21,6 +21,7 @@ from typing import Any
 
 from ncs.agent.errors import ConfigError, config_error
 from ncs.agent.nameserver import parse_nameserver
+from ncs.history.keep import parse_keep
 from ncs.kinds import Integer, Invalid, Text, TextList, Typed
 from ncs.settings import NULL, Key, SettingsError, Table, Unreadable, load_settings, where
 
@@ -107,6 +108,15 @@ def nameserver_text(value: Any) -> str:
     return str(value).strip()
 
 
+def keep_text(value: Any) -> str:
+    """Return a retention policy ("raw=2d,hour=30d,day=400d") as stripped text; raises Invalid."""
+    try:
+        parse_keep(str(value))
+    except ValueError as err:
+        raise Invalid(str(err)) from None
+    return str(value).strip()
+
+
 def _describe(key: Key, value: Any, hint: str) -> str:
     """Return the agent's wording: "invalid KEY 'VALUE': HINT" (or the key's own label)."""
     label = (key.label or "invalid {key} '{value}'").format(key=key.name, value=value)
@@ -147,6 +157,8 @@ KEYS = Table([
     Key("user", TEXT, None, "user to switch to once the capture is open", NULL),
     Key("buffer_size", Integer(BUFFER_MIN, BUFFER_MAX, f"must be {BUFFER_MIN}..{BUFFER_MAX} bytes"),
         32 * 1024 * 1024, "kernel capture buffer, bytes"),
+    Key("history", TEXT, None, "history store (DuckDB file) every dump is appended to", NULL),
+    Key("history_keep", keep_text, None, "the store's retention, e.g. raw=2d,hour=30d,day=400d", NULL),
     Key("read", TEXT, None, "replay a pcap/pcapng file instead of capturing", NULL),
     Key("stats", TEXT, None, "stats file instead of <sniffer>/<name>.stats ('-': stdout)", NULL),
 ], _describe)
@@ -186,6 +198,8 @@ class AgentConfig:
     max_hosts: int
     user: str | None
     buffer_size: int
+    history: str | None
+    history_keep: str | None
     # command line only
     read: str | None
     stats: str | None

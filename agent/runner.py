@@ -29,6 +29,7 @@ from ncs.agent.control import ControlPort
 from ncs.agent.decode import Decoder, PacketBatch, PayloadFilter
 from ncs.agent.environment import Environment
 from ncs.agent.errors import ConfigError
+from ncs.agent.history import append_dump
 from ncs.agent.iface import interface_is_up
 from ncs.agent.keys import RemoteKeys
 from ncs.agent.log import log
@@ -47,6 +48,8 @@ REPLAY_DNS_WAIT = 3.0  # seconds a replay waits for its last answers
 #: `run --read` on a damaged capture file: the stats file holds every complete
 #: frame before the damage, and the damage was printed.
 EXIT_DAMAGED = 4
+#: exit status of a replay whose dump the history store refused (the stats file is written)
+EXIT_HISTORY = 1
 #: A dump waits this long after it is asked for, capturing meanwhile: the
 #: kernel hands a part-filled block of the capture ring over only when the
 #: read timeout's timer retires it, and the dump must hold every packet
@@ -88,6 +91,7 @@ class Agent:
         self.last_second = 0
         self.dump_child = 0
         self.dns_peak = 0  # most lookups queued or in flight at once
+        self.history_ok = True  # the last dump reached the history store (or none is set)
 
     def new_table(self, start: int) -> None:
         """Start a new data set at START (agent start, first replayed packet, or HUP)."""
@@ -198,6 +202,8 @@ class Agent:
             path = self.cfg.stats_path
             blocks = self.table.record_blocks(os.path.dirname(os.path.abspath(path))) if self.table else iter(())
             replace_file(path, file_chunks(header, blocks))
+        if self.cfg.history and self.table is not None:
+            self.history_ok = append_dump(self.cfg, self.table, header)
 
     def write_in_child(self, current: int) -> None:
         """Write the stats file from a forked copy, so capture goes on meanwhile."""
@@ -209,6 +215,7 @@ class Agent:
             status = 0
             try:
                 self.write(current, sample=False)
+                status = 0 if self.history_ok else 1
             except OSError as err:
                 # One line; the previous file is intact (replace_file) and capture goes on.
                 log.error("ncs-agent: cannot write %s: %s", self.cfg.stats_path, err.strerror or err)
@@ -270,7 +277,7 @@ def replay(cfg: AgentConfig, monitored: list[str], to_stderr: bool) -> int:
     if damage is not None:
         log.error("ncs-agent: %s", damage)
         return EXIT_DAMAGED
-    return 0
+    return 0 if agent.history_ok else EXIT_HISTORY
 
 
 #: The signals the agent handles (see `_install_signals`).

@@ -8,11 +8,13 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 from ncs import __version__, allocator, gcpause
 from ncs.argtypes import OneLineParser, bounded_int
 from ncs.coalesce.composite import Composite
+from ncs.coalesce.history import add_history_options, append_composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
 from ncs.coalesce.sshfetch import FetchResult, fetch_all
@@ -52,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress display on a terminal (default: shown on a terminal)")
     p.add_argument("-q", "--quiet", action="store_true", help="print only failures (default: off)")
+    add_history_options(p)
     return p
 
 
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         # as it merges the host (Composite.add), without walking itself each time.
         with gcpause.paused():
             results = _fetch_everything(inv, built, _progress_wanted(args))
-            status = _write_composite(output, built)
+            status = _write_composite(output, built, args)
             gcpause.tidy(full=True)
         gc.unfreeze()
         _print_summary(args, results)
@@ -203,22 +206,24 @@ def _fetch_with_progress(hosts: list[HostSpec], jobs: int,
         return fetch_all(hosts, jobs, on_start=started, on_done=done)
 
 
-def _write_composite(output: str, built: Composite) -> int | None:
-    """Write the composite BUILT atomically to OUTPUT.
+def _write_composite(output: str, built: Composite, args: argparse.Namespace) -> int | None:
+    """Write the composite BUILT atomically to OUTPUT, then append it to the history store.
 
     Returns None when written, or an exit status when nothing could be
-    written (no host delivered stats, or the file could not be written);
-    the previous composite is then left untouched.
+    written (no host delivered stats, or the file could not be written;
+    the previous composite is then left untouched) or when the history
+    store refused the composite written (`ncs.coalesce.history`).
     """
     if not built.sources:
         print(f"ncs-coalesce: no host delivered stats; {output} left as it was", file=sys.stderr)
         return EXIT_HOST_FAILED
+    now = int(time.time())  # one `current:` for the file and its snapshot
     try:
-        built.write(output)
+        built.write(output, now)
     except OSError as err:
         print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return EXIT_HOST_FAILED
-    return None
+    return None if append_composite(args, output, built.header(now), built.pieces()) else EXIT_HOST_FAILED
 
 
 def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None:

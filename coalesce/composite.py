@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from ncs.stats.header import header_number, rate_lines, time_line, version_line
 from ncs.stats.nameunion import MAX_NAMES
 from ncs.stats.quoting import safe_line, safe_text
 from ncs.stats.streammerge import StreamingMerge
-from ncs.stats.writer import file_chunks, table_blocks
+from ncs.stats.writer import CHUNK_ROWS, file_chunks, table_blocks
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,13 @@ class Composite:
         blocks = table_blocks(chunk_of, len(order), v6_rows,
                               spool_dir=os.path.dirname(os.path.abspath(path)))
         replace_file(path, file_chunks(self.header(now), blocks))
+
+
+    def pieces(self, rows: int = CHUNK_ROWS) -> Iterator[StatsColumns]:
+        """Yield the composite in address order, ROWS addresses at a time (for the history store)."""
+        order = self.merge.order()
+        for start in range(0, len(order), rows):
+            yield self.merge.rows(order[start:start + rows])
 
 
 def composite_header(sources: Sequence[Source], failures: Sequence[Failure], users: int,

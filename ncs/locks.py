@@ -1,4 +1,9 @@
-"""An exclusive lock on a file (flock) whose text the holder keeps for the next one: a pid, a last error."""
+"""A lock on a file (flock) whose text the holder keeps for the next one: a pid, a last error.
+
+Exclusive by default; a shared lock (readers that let each other in but
+wait for the exclusive holder) opens the file read-only, so a reader needs
+no write access to it.
+"""
 
 from __future__ import annotations
 
@@ -27,23 +32,28 @@ class FileLock:
     holders use it to tell the next one something (note(), write()).
     """
 
-    def __init__(self, path: str, mode: int = 0o644) -> None:
+    def __init__(self, path: str, mode: int = 0o644, shared: bool = False) -> None:
         self.path = path
         self.mode = mode
+        #: a shared lock: the file is opened read-only and must exist
+        self.shared = shared
         self.fd: int | None = None
 
     def acquire(self, wait: float | None = 0.0) -> None:
         """Take the lock, waiting up to WAIT seconds for another holder (None: as long as it takes).
 
         Raises LockBusy if it is still held after WAIT, OSError if the lock
-        file cannot be opened or created.
+        file cannot be opened or created (a shared lock's file must exist).
         """
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, self.mode)
+        if self.shared:
+            fd, kind = os.open(self.path, os.O_RDONLY), fcntl.LOCK_SH
+        else:
+            fd, kind = os.open(self.path, os.O_RDWR | os.O_CREAT, self.mode), fcntl.LOCK_EX
         try:
             if wait is None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, kind)
             else:
-                _flock_within(fd, wait)
+                _flock_within(fd, wait, kind)
         except BlockingIOError:
             note = _read(fd)
             os.close(fd)
@@ -88,12 +98,12 @@ class FileLock:
         self.release()
 
 
-def _flock_within(fd: int, wait: float) -> None:
-    """Take an exclusive flock on FD, retrying for WAIT seconds; raises BlockingIOError after that."""
+def _flock_within(fd: int, wait: float, kind: int = fcntl.LOCK_EX) -> None:
+    """Take a flock of KIND on FD, retrying for WAIT seconds; raises BlockingIOError after that."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, kind | fcntl.LOCK_NB)
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:

@@ -24,6 +24,7 @@ from ncs.report.group import (
     Report,
     make_report,
 )
+from ncs.report.history_cli import add_history_options, history_usage_error, run_history
 from ncs.report.render_html import cgi_response, error_html, render_fragment
 from ncs.report.render_json import write_json
 from ncs.report.render_table import render_table
@@ -46,6 +47,8 @@ examples:
   ncs-report --format html demo-out/sample.stats > report.html
   ncs-report --watch --update 127.0.0.1:10004 /var/lib/ncs/web.stats
                                                     live view, a fresh dump every 2 s
+  ncs-report --history /var/lib/ncs/history.duckdb --since 7d --view new
+                                                    remotes first seen in the last 7 days
 """
 
 
@@ -107,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_display_options(p)
     _add_web_options(p)
     _add_watch_options(p)
-    p.add_argument("statsfile", metavar="STATSFILE", help="stats file ('-': standard input)")
+    add_history_options(p)
+    p.add_argument("statsfile", metavar="STATSFILE", nargs="?",
+                   help="stats file ('-': standard input); not with --history")
     return p
 
 
@@ -182,6 +187,12 @@ def run(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """Produce the report for parsed ARGS on OUT; return the exit status."""
     if args.format is None:
         args.format = "table" if out.isatty() or args.watch else "text"
+    usage = history_usage_error(args)
+    if usage:
+        return fail(args, out, err, usage)
+    if args.history:
+        error = run_history(args, out)
+        return fail(args, out, err, error) if error else 0
     try:
         web = check_args(args)
     except UsageError as e:

@@ -94,6 +94,8 @@ BAD_CONFIGS = [
     ("yaml-syntax", "allowed: [127.0.0.1\n", True,
      "config: {f}:5: invalid YAML: expected ',' or ']', but got '<stream end>'"),
     ("not-mapping", "- a\n- b\n", None, "config: {f}: expected a mapping of keys to values"),
+    ("history-keep", "history_keep: raw=2x\n", True,
+     "config: {f}:4: invalid history_keep 'raw=2x': '2x' is not a span of time (a number with s, m, h, d, w or y)"),
     ("bad-escape", "match: 'a\\x{{zz}}'\npayload: 44\n", True, "config: {f}:4: invalid escape in match 'a\\x{{zz}}'"),
 ]
 
