@@ -210,8 +210,11 @@ def bench_fleet(args: argparse.Namespace) -> None:
                   f"({total / 2**20:,.0f} MiB), {args.sshd} sshd on loopback, jobs={args.jobs}"
                   f"  [load average {os.getloadavg()[0]:.2f}]")
             runs = [
-                ("ncs-coalesce", [sys.executable, "-m", "ncs.coalesce.cli", "-i", str(inventory),
-                                  "-o", str(base / "composite.stats"), "--force"]),
+                ("ncs-coalesce (with its history append)",
+                 [sys.executable, "-m", "ncs.coalesce.cli", "-i", str(inventory),
+                  "-o", str(base / "composite.stats"), "--force"]),
+                ("ncs-coalesce --no-history", [sys.executable, "-m", "ncs.coalesce.cli", "-i", str(inventory),
+                                               "-o", str(base / "plain.stats"), "--force", "--no-history"]),
                 ("ssh HOST cat FILE (OpenSSH), bytes only",
                  [sys.executable, __file__, "_cat-child", str(inventory)]),
                 ("all at once (before)", [sys.executable, __file__, "_fleet-child", str(inventory),
