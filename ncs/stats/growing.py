@@ -38,10 +38,6 @@ class GrowingColumns:
         """Return the element type of column NAME."""
         return self._arrays[name].dtype
 
-    def drop(self, name: str) -> None:
-        """Remove column NAME and free its memory."""
-        del self._arrays[name]
-
     def to_object(self, name: str) -> None:
         """Make column NAME an object column (Python values: exact beyond int64, floats)."""
         self._arrays[name] = self._arrays[name].astype(object)

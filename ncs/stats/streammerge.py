@@ -164,18 +164,12 @@ class StreamingMerge:
             self._append(table, miss, names.take(miss), ends[miss], rank)
 
     def seal(self) -> None:
-        """Take no more tables, and free what only `add` uses: the address index and the rank columns.
+        """Take no more tables, and free the address index (10-20 bytes an address) that only `add` uses.
 
-        That is 18-28 bytes an address; called before the composite is
-        written, so that the sort and the writing do not add to the peak
-        of the merge.
+        Called before the composite is written, so that the sort and the
+        writing do not add to the peak of the merge.
         """
-        if self._index is None:
-            return
         self._index = None
-        self._rows.drop("first")
-        self._rows.drop("nrank")
-        self._ranks.clear()
 
     def _append(self, table: StatsColumns, miss: np.ndarray, names: _Names, ends: np.ndarray,
                 rank: int) -> None:

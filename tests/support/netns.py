@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from tests.support import processes
+
 LOCK_PATH = "/run/ncs-netlab.lock"
 LOCK_TIMEOUT = 600.0  # seconds to wait for another test run's labs to go away
 READY_TIMEOUT = 10.0  # seconds for links and addresses to become usable
@@ -303,11 +305,7 @@ class NetnsHost:
         """Terminate the tracked processes (TERM, then KILL) and reap them."""
         _kill_pids([p.pid for p in self.procs if p.poll() is None])
         for proc in self.procs:
-            try:
-                proc.wait(timeout=KILL_GRACE)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            processes.reap(proc, KILL_GRACE)
             for stream in (proc.stdin, proc.stdout, proc.stderr):
                 if stream is not None:
                     stream.close()

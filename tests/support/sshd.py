@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import processes
+
 SSHD = "/usr/sbin/sshd"
 START_TIMEOUT = 10.0
 VENV_BIN = str(Path(sys.executable).parent)
@@ -95,13 +97,7 @@ class Sshd:
         if self.proc is None:
             return
         self.resume()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.stop(self.proc, grace=5)
         self.proc = None
 
 

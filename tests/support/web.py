@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import processes
+
 REPO = Path(__file__).resolve().parents[2]
 MODULES = Path("/usr/lib/apache2/modules")
 WEB_USER = "www-data"
@@ -350,13 +352,7 @@ class DevTools:
                 os.close(fd)
             except OSError:
                 pass
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.stop(self.proc, grace=10)
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
