@@ -8,8 +8,8 @@ opening of the table), every run of complete record blocks of about
 `PIECE_BYTES` bytes is read as it is complete, by the byte reader of
 `ncs.stats.bytereader` or, when that declines, by `parse_stats` under a
 made-up opening, and its bytes are dropped; line numbers in errors are those
-of the whole text.  Rows go into growing columns, so a host's output costs
-its table plus one piece.
+of the whole text.  The pieces' tables are joined at the end, so a host's output costs
+its table twice at most, plus one piece.
 
 Any other dialect (the original coalescer's Data::Dumper files) is kept
 whole and read at the end, once its start shows that it can be one: text
@@ -32,7 +32,6 @@ from ncs.stats.addresses import AddressKeys
 from ncs.stats.bytereader import BLOCK_LINES, read_blocks
 from ncs.stats.columns import StatsColumns
 from ncs.stats.errors import StatsFormatError
-from ncs.stats.growing import GrowingColumns, object_array
 from ncs.stats.layout import CLOSING, GLUE, OPENING
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import parse_stats
@@ -99,8 +98,10 @@ class StatsStream:
         self._cutting = True  # False once a piece failed: the rest is read at the end
         self._lines = 0  # line breaks before the pending text
         self._pieces: list[_Piece] = []
-        self._rows = GrowingColumns({"is6": bool, "hi": np.uint64, "lo": np.uint64,
-                                     **{key: np.int64 for key in NUMBER_KEYS}, "names": object})
+        # The tables of the pieces read, joined once at the end: every row is
+        # copied once (growing columns copy rows again at every doubling).
+        self._parts: list[StatsColumns] = []
+        self._rows = 0  # rows in _parts
         self._texts: set[str] | None = None  # every address so far, once they stop ascending
         self._last: AddressKeys | None = None  # the last address read, while they ascend
         self.size = 0  # bytes fed
@@ -218,13 +219,13 @@ class StatsStream:
         Raises StatsFormatError, as the reader would, for an address that an
         earlier piece holds.
         """
-        piece = _Piece(len(self._rows), len(table), self._lines)
+        piece = _Piece(self._rows, len(table), self._lines)
         if lines != BLOCK_LINES * len(table):
             piece.lines = _record_lines(table.addresses, decode_stats_bytes(text), piece.offset)
         if self._texts is None and len(table):
             edge = [] if self._last is None else [self._last]
             if not AddressKeys.concat([*edge, table.keys]).ascending(strictly=True):
-                self._texts = {self._text(row) for row in range(len(self._rows))}
+                self._texts = {self._text(row) for row in range(self._rows)}
             self._last = table.keys.take(slice(-1, None))
         if self._texts is not None:
             for row, address in enumerate(table.addresses):
@@ -233,24 +234,24 @@ class StatsStream:
                         self.source, piece.line(piece.start + row),
                         f"duplicate address {_show(address)} (first on line {self._line_of(address)})")
             self._texts.update(table.addresses)
-        keys = table.keys
-        self._rows.append({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo, **table.numbers,
-                           "names": object_array(table.names)})
         # An IPv4 address has one spelling; an IPv6 one's, as written, matters for repeats.
-        if self.keep_texts or keys.is6.any():
+        if self.keep_texts or table.keys.is6.any():
             piece.texts = table.addresses
         self._pieces.append(piece)
+        self._parts.append(table)
+        self._rows += len(table)
 
     def _text(self, row: int) -> str:
         """Return the address of table ROW as written."""
-        piece = self._pieces[bisect_right([p.start for p in self._pieces], row) - 1]
+        at = bisect_right([p.start for p in self._pieces], row) - 1
+        piece = self._pieces[at]
         if piece.texts is not None:
             return piece.texts[row - piece.start]
-        return AddressKeys(*(self._rows.view(c)[row:row + 1] for c in ("is6", "hi", "lo"))).text(0)
+        return self._parts[at].keys.text(row - piece.start)
 
     def _row_of(self, address: str) -> int | None:
         """Return the table row of ADDRESS (as written) read so far, or None."""
-        return next((row for row in range(len(self._rows)) if self._text(row) == address), None)
+        return next((row for row in range(self._rows) if self._text(row) == address), None)
 
     def _line_of(self, address: str) -> int:
         """Return the line on which ADDRESS starts in the pieces read so far."""
@@ -282,11 +283,11 @@ class StatsStream:
                 raise self._first_error(rest) from None
         self._add(last, lines, body)
         header = parse_stats(head + CLOSING, self.source).header
-        rows, self._rows = self._rows, GrowingColumns({})
+        parts, self._parts = self._parts, []
         texts = [a for p in self._pieces for a in p.texts or ()] if self.keep_texts else None
-        return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
-                            {key: rows.view(key) for key in NUMBER_KEYS}, rows.view("names").tolist(),
-                            self.source, texts)
+        return StatsColumns(header, AddressKeys.concat([t.keys for t in parts]),
+                            {key: np.concatenate([t.numbers[key] for t in parts]) for key in NUMBER_KEYS},
+                            [n for t in parts for n in t.names], self.source, texts)
 
     def _first_error(self, rest: str) -> StatsFormatError:
         """Return the error the whole text gives, knowing that REST (the text after the pieces) has one.
@@ -295,7 +296,7 @@ class StatsStream:
         the opening (so no line moves): an address in REST that a piece
         holds is then named first if it comes before REST's own error.
         """
-        seen = "".join(f"'{self._text(row)}'=>{{}}," for row in range(len(self._rows)))
+        seen = "".join(f"'{self._text(row)}'=>{{}}," for row in range(self._rows))
         try:
             parse_stats(_PIECE_HEAD[:-1] + seen + "\n" + rest, self.source)
         except StatsFormatError as err:
