@@ -132,7 +132,8 @@ def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True) -> Stat
 
     None: the piece is not exactly the canonical layout, or holds a value the
     reader reads otherwise (see the module docstring).  Without KEEP_TEXTS
-    the IPv4 addresses' texts are not kept (they have one spelling).
+    the addresses' texts are kept only when an IPv6 one is spelled otherwise
+    than inet_ntop spells it (an IPv4 address has one spelling).
     """
     buf = np.frombuffer(piece, np.uint8)
     breaks = np.flatnonzero(buf == _NL)
@@ -266,15 +267,20 @@ def _with_keys(piece: bytes, words: _Words, first: np.ndarray, stop: np.ndarray,
             return None
         lo[v4] = values
     texts: list[str] | None = None
-    if keep_texts or v6.any():
+    if keep_texts:
         texts = [t.decode("ascii", "replace") for t in _slices(piece, first, stop)]
     if v6.any():
-        assert texts is not None
+        six_rows = np.flatnonzero(v6)
+        six_texts = [t.decode("ascii", "replace") for t in _slices(piece, first[six_rows], stop[six_rows])]
         try:
-            six = AddressKeys.of([texts[i] for i in np.flatnonzero(v6).tolist()])
+            six = AddressKeys.of(six_texts)
         except ValueError:
             return None
         hi[v6], lo[v6] = six.hi, six.lo
+        if texts is None and six.texts() != six_texts:
+            # an IPv6 address spelled otherwise than inet_ntop does: the
+            # spelling matters (for repeats), so every text is kept
+            texts = [t.decode("ascii", "replace") for t in _slices(piece, first, stop)]
     keys = AddressKeys(v6, hi, lo)
     if not keys.ascending(strictly=True):
         return None  # a repeat (or disorder): the reader's checks

@@ -234,8 +234,9 @@ class StatsStream:
                         self.source, piece.line(piece.start + row),
                         f"duplicate address {_show(address)} (first on line {self._line_of(address)})")
             self._texts.update(table.addresses)
-        # An IPv4 address has one spelling; an IPv6 one's, as written, matters for repeats.
-        if self.keep_texts or table.keys.is6.any():
+        # An IPv4 address has one spelling; an IPv6 one's, as written, matters for
+        # repeats: a table without texts spells its IPv6 addresses as inet_ntop does.
+        if self.keep_texts or table.texts is not None:
             piece.texts = table.addresses
         self._pieces.append(piece)
         self._parts.append(table)
