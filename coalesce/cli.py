@@ -223,7 +223,8 @@ def _write_composite(output: str, built: Composite, args: argparse.Namespace) ->
     except OSError as err:
         print(f"ncs-coalesce: {output}: cannot write: {err.strerror or err}", file=sys.stderr)
         return EXIT_HOST_FAILED
-    return None if append_composite(args, output, built.header(now), built.pieces()) else EXIT_HOST_FAILED
+    built.release()
+    return None if append_composite(args, output, built.header(now)) else EXIT_HOST_FAILED
 
 
 def _print_summary(args: argparse.Namespace, results: list[FetchResult]) -> None:

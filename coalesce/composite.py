@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +27,7 @@ from ncs.stats.header import header_number, rate_lines, time_line, version_line
 from ncs.stats.nameunion import MAX_NAMES
 from ncs.stats.quoting import safe_line, safe_text
 from ncs.stats.streammerge import StreamingMerge
-from ncs.stats.writer import CHUNK_ROWS, file_chunks, table_blocks
+from ncs.stats.writer import file_chunks, table_blocks
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,9 @@ class Composite:
     TIDY_FULL_EVERY = 64
 
     def __init__(self, max_names: int = MAX_NAMES) -> None:
-        self.merge = StreamingMerge(max_names)
+        self.merge: StreamingMerge | None = StreamingMerge(max_names)
+        self._max_names = max_names
+        self._released = (0, 0)  # (addresses, capped) of a released merge
         self._sources: dict[int, Source] = {}
         self._failures: dict[int, Failure] = {}
         self._lock = threading.Lock()
@@ -89,6 +91,7 @@ class Composite:
         Then collects the garbage made since the last host (see `_tidy`).
         """
         with self._lock:
+            assert self.merge is not None, "the composite was released"
             self.merge.add(table, rank)
             self._sources[rank] = Source.of(name, table, seconds)
         self._tidy()
@@ -113,8 +116,9 @@ class Composite:
 
     def header(self, now: int | None = None) -> list[str]:
         """Return the composite's header lines (see `composite_header`)."""
-        return composite_header(self.sources, self.failures, len(self.merge), now,
-                                capped=self.merge.capped, max_names=self.merge.max_names)
+        users, capped = self._released if self.merge is None else (len(self.merge), self.merge.capped)
+        return composite_header(self.sources, self.failures, users, now, capped=capped,
+                                max_names=self._max_names)
 
     def write(self, path: str, now: int | None = None) -> None:
         """Replace the stats file at PATH with the composite, atomically, chunk by chunk.
@@ -122,23 +126,30 @@ class Composite:
         Raises OSError; the previous file then stays as it was.  The merge
         takes no more tables afterwards (`StreamingMerge.seal`).
         """
-        self.merge.seal()
-        order = self.merge.order()
-        v6_rows = int(np.count_nonzero(self.merge.keys().is6))
+        merge = self.merge
+        assert merge is not None, "the composite was released"
+        merge.seal()
+        order = merge.order()
+        v6_rows = int(np.count_nonzero(merge.keys().is6))
 
         def chunk_of(start: int, stop: int) -> StatsColumns:
-            return self.merge.rows(order[start:stop])
+            return merge.rows(order[start:stop])
 
         blocks = table_blocks(chunk_of, len(order), v6_rows,
                               spool_dir=os.path.dirname(os.path.abspath(path)))
         replace_file(path, file_chunks(self.header(now), blocks))
 
 
-    def pieces(self, rows: int = CHUNK_ROWS) -> Iterator[StatsColumns]:
-        """Yield the composite in address order, ROWS addresses at a time (for the history store)."""
-        order = self.merge.order()
-        for start in range(0, len(order), rows):
-            yield self.merge.rows(order[start:start + rows])
+    def release(self) -> None:
+        """Drop the merged rows, once written: the file holds them, and `header` still works.
+
+        ncs-coalesce appends the composite to its history store after this,
+        reading the file back a run at a time (`ncs.stats.streamread.read_runs`):
+        the store's memory then comes instead of the merge's, not on top of it.
+        """
+        if self.merge is not None:
+            self._released = (len(self.merge), self.merge.capped)
+            self.merge = None
 
 
 def composite_header(sources: Sequence[Source], failures: Sequence[Failure], users: int,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from ncs.stats.columns import StatsColumns
+from ncs.stats.streamread import read_runs
 
 
 def add_history_options(p: argparse.ArgumentParser) -> None:
@@ -28,12 +28,12 @@ def store_path(args: argparse.Namespace, output: str) -> str | None:
     return args.history or output + ".history.duckdb"
 
 
-def append_composite(args: argparse.Namespace, output: str, header: Sequence[str],
-                     pieces: Iterable[StatsColumns]) -> bool:
-    """Append the composite written to OUTPUT (its HEADER, its rows in PIECES); False after one line on failure.
+def append_composite(args: argparse.Namespace, output: str, header: Sequence[str]) -> bool:
+    """Append the composite written to OUTPUT under its HEADER; False after one line on failure.
 
-    The source is the composite's file name.  The pieces go to the store one
-    at a time: a fleet's composite is never held twice.
+    The source is the composite's file name.  The rows are read back from
+    the file a run at a time as the store takes them: what the store holds
+    is what was written, and the merge need not be kept for it.
     """
     store = store_path(args, output)
     if store is None:
@@ -45,8 +45,11 @@ def append_composite(args: argparse.Namespace, output: str, header: Sequence[str
 
     try:
         keep = parse_keep(args.keep) if args.keep else None
-        add_snapshot_pieces(store, header, pieces, os.path.basename(output), keep)
-    except (HistoryError, ValueError) as err:
+        add_snapshot_pieces(store, header, read_runs(output), os.path.basename(output), keep)
+    except (HistoryError, ValueError) as err:  # StatsFormatError is a ValueError
         print(f"ncs-coalesce: history: {err}", file=sys.stderr)
+        return False
+    except OSError as err:
+        print(f"ncs-coalesce: history: {output}: cannot read: {err.strerror or err}", file=sys.stderr)
         return False
     return True

@@ -8,8 +8,8 @@ opening of the table), every run of complete record blocks of about
 `PIECE_BYTES` bytes is read as it is complete, by the byte reader of
 `ncs.stats.bytereader` or, when that declines, by `parse_stats` under a
 made-up opening, and its bytes are dropped; line numbers in errors are those
-of the whole text.  The pieces' tables are joined at the end, so a host's output costs
-its table twice at most, plus one piece.
+of the whole text.  Rows go into growing columns, so a host's output costs
+its table plus one piece.
 
 Any other dialect (the original coalescer's Data::Dumper files) is kept
 whole and read at the end, once its start shows that it can be one: text
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,7 @@ from ncs.stats.addresses import AddressKeys
 from ncs.stats.bytereader import BLOCK_LINES, read_blocks
 from ncs.stats.columns import StatsColumns
 from ncs.stats.errors import StatsFormatError
+from ncs.stats.growing import GrowingColumns, object_array
 from ncs.stats.layout import CLOSING, GLUE, OPENING
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import parse_stats
@@ -66,8 +68,10 @@ class _Piece:
     offset: int
     #: the line of each record, when the piece is not 10 lines a record
     lines: list[int] | None = None
-    #: the addresses as written (None: only IPv4 ones, not kept)
+    #: the addresses as written (None: as their values spell them)
     texts: list[str] | None = None
+    #: the addresses' values, once `take` handed the piece's rows on
+    keys: AddressKeys | None = None
 
     def line(self, row: int) -> int:
         """Return the line (from 1) on which the record in table row ROW starts."""
@@ -98,10 +102,9 @@ class StatsStream:
         self._cutting = True  # False once a piece failed: the rest is read at the end
         self._lines = 0  # line breaks before the pending text
         self._pieces: list[_Piece] = []
-        # The tables of the pieces read, joined once at the end: every row is
-        # copied once (growing columns copy rows again at every doubling).
-        self._parts: list[StatsColumns] = []
-        self._rows = 0  # rows in _parts
+        self._rows = _growing_rows()  # the rows read since the last `take`
+        self._taken = 0  # rows handed on by `take`
+        self._taken_pieces = 0  # pieces handed on by `take`
         self._texts: set[str] | None = None  # every address so far, once they stop ascending
         self._last: AddressKeys | None = None  # the last address read, while they ascend
         self.size = 0  # bytes fed
@@ -219,13 +222,13 @@ class StatsStream:
         Raises StatsFormatError, as the reader would, for an address that an
         earlier piece holds.
         """
-        piece = _Piece(self._rows, len(table), self._lines)
+        piece = _Piece(self._read(), len(table), self._lines)
         if lines != BLOCK_LINES * len(table):
             piece.lines = _record_lines(table.addresses, decode_stats_bytes(text), piece.offset)
         if self._texts is None and len(table):
             edge = [] if self._last is None else [self._last]
             if not AddressKeys.concat([*edge, table.keys]).ascending(strictly=True):
-                self._texts = {self._text(row) for row in range(self._rows)}
+                self._texts = {self._text(row) for row in range(self._read())}
             self._last = table.keys.take(slice(-1, None))
         if self._texts is not None:
             for row, address in enumerate(table.addresses):
@@ -234,25 +237,32 @@ class StatsStream:
                         self.source, piece.line(piece.start + row),
                         f"duplicate address {_show(address)} (first on line {self._line_of(address)})")
             self._texts.update(table.addresses)
+        keys = table.keys
+        self._rows.append({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo, **table.numbers,
+                           "names": object_array(table.names)})
         # An IPv4 address has one spelling; an IPv6 one's, as written, matters for
         # repeats: a table without texts spells its IPv6 addresses as inet_ntop does.
         if self.keep_texts or table.texts is not None:
             piece.texts = table.addresses
         self._pieces.append(piece)
-        self._parts.append(table)
-        self._rows += len(table)
 
     def _text(self, row: int) -> str:
         """Return the address of table ROW as written."""
-        at = bisect_right([p.start for p in self._pieces], row) - 1
-        piece = self._pieces[at]
+        piece = self._pieces[bisect_right([p.start for p in self._pieces], row) - 1]
         if piece.texts is not None:
             return piece.texts[row - piece.start]
-        return self._parts[at].keys.text(row - piece.start)
+        if piece.keys is not None:
+            return piece.keys.text(row - piece.start)
+        at = row - self._taken
+        return AddressKeys(*(self._rows.view(c)[at:at + 1] for c in ("is6", "hi", "lo"))).text(0)
+
+    def _read(self) -> int:
+        """Return how many rows were read so far (taken or not)."""
+        return self._taken + len(self._rows)
 
     def _row_of(self, address: str) -> int | None:
         """Return the table row of ADDRESS (as written) read so far, or None."""
-        return next((row for row in range(self._rows) if self._text(row) == address), None)
+        return next((row for row in range(self._read()) if self._text(row) == address), None)
 
     def _line_of(self, address: str) -> int:
         """Return the line on which ADDRESS starts in the pieces read so far."""
@@ -260,8 +270,38 @@ class StatsStream:
         assert row is not None, f"{address} was not read"
         return next(p for p in self._pieces if p.start <= row < p.start + p.rows).line(row)
 
+    def take(self) -> list[StatsColumns]:
+        """Return the rows read since the last take as a table (none: an empty list), and stop holding them.
+
+        The table is a run of consecutive records (no header) as the whole
+        text holds them; `finish` then returns only the records after those
+        taken.  The stream keeps the addresses' values (17 bytes a record)
+        to find repeats.
+        """
+        if not len(self._rows):
+            return []
+        table = self._handed_on([])
+        for piece in self._pieces[self._taken_pieces:]:
+            at = piece.start - self._taken
+            piece.keys = table.keys.take(slice(at, at + piece.rows))
+        self._taken += len(table)
+        self._taken_pieces = len(self._pieces)
+        return [table]
+
+    def _handed_on(self, header: list[str]) -> StatsColumns:
+        """Return the rows read since the last take under HEADER, and start a new run."""
+        rows, self._rows = self._rows, _growing_rows()
+        texts = [a for p in self._pieces[self._taken_pieces:] for a in p.texts or ()] \
+            if self.keep_texts else None
+        return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
+                            {key: rows.view(key) for key in NUMBER_KEYS}, rows.view("names").tolist(),
+                            self.source, texts)
+
     def finish(self, *, allow_empty: bool = True) -> StatsColumns:
-        """Return the table of the whole text (see `parse_stats`); raises StatsFormatError."""
+        """Return the table of the whole text, or of the records after those taken (see `take`).
+
+        Raises StatsFormatError as `parse_stats` does for the whole text.
+        """
         pending = self._pending()
         self._keep(b"")
         if self._head is None:
@@ -284,11 +324,7 @@ class StatsStream:
                 raise self._first_error(rest) from None
         self._add(last, lines, body)
         header = parse_stats(head + CLOSING, self.source).header
-        parts, self._parts = self._parts, []
-        texts = [a for p in self._pieces for a in p.texts or ()] if self.keep_texts else None
-        return StatsColumns(header, AddressKeys.concat([t.keys for t in parts]),
-                            {key: np.concatenate([t.numbers[key] for t in parts]) for key in NUMBER_KEYS},
-                            [n for t in parts for n in t.names], self.source, texts)
+        return self._handed_on(header)
 
     def _first_error(self, rest: str) -> StatsFormatError:
         """Return the error the whole text gives, knowing that REST (the text after the pieces) has one.
@@ -297,7 +333,7 @@ class StatsStream:
         the opening (so no line moves): an address in REST that a piece
         holds is then named first if it comes before REST's own error.
         """
-        seen = "".join(f"'{self._text(row)}'=>{{}}," for row in range(self._rows))
+        seen = "".join(f"'{self._text(row)}'=>{{}}," for row in range(self._read()))
         try:
             parse_stats(_PIECE_HEAD[:-1] + seen + "\n" + rest, self.source)
         except StatsFormatError as err:
@@ -312,6 +348,12 @@ class StatsStream:
                                     f"duplicate address {_show(address)} (first on line "
                                     f"{self._line_of(address)})")
         raise AssertionError("the text after the pieces read without error the second time")
+
+
+def _growing_rows() -> GrowingColumns:
+    """Return empty growing columns for a table's rows."""
+    return GrowingColumns({"is6": bool, "hi": np.uint64, "lo": np.uint64,
+                           **{key: np.int64 for key in NUMBER_KEYS}, "names": object})
 
 
 def _record_lines(addresses: list[str], text: str, offset: int) -> list[int]:
@@ -338,3 +380,22 @@ def _moved(err: StatsFormatError, lines: int) -> StatsFormatError:
 def _show(text: str) -> str:
     """Return TEXT quoted as the reader's messages quote it: at most ~40 characters."""
     return repr(text[:37] + "..." if len(text) > 40 else text)
+
+
+def read_runs(path: str, source: str | None = None, piece_bytes: int = PIECE_BYTES) -> Iterator[StatsColumns]:
+    """Yield the records of the stats file PATH in runs of about PIECE_BYTES of text, in order.
+
+    Only a run is held at a time (and 17 bytes a record): a composite of
+    millions of addresses can be read back without holding it whole.  The
+    runs carry no header.  Raises OSError, or StatsFormatError (SOURCE,
+    default PATH, with its line) where `read_stats` would; runs already
+    yielded were read right.
+    """
+    stream = StatsStream(source or path, piece_bytes, keep_texts=False)
+    with open(path, "rb") as f:
+        while chunk := f.read(piece_bytes):
+            stream.feed(chunk)
+            yield from stream.take()
+    rest = stream.finish()
+    if len(rest):
+        yield rest

@@ -22,6 +22,7 @@ import pytest
 from ncs.coalesce.composite import Composite
 from ncs.history.store import add_snapshot_pieces
 from ncs.stats.reader import read_stats
+from ncs.stats.streamread import read_runs
 from tests.support.pcapgen import LINKTYPE_EN10MB, Pkt, build, write_pcap
 
 AGENT = [sys.executable, "-m", "ncs.agent.cli"]
@@ -77,8 +78,12 @@ def history(tmp_path_factory) -> dict:
             assert res.returncode == 0, res.stderr
             built.add(rank, host, read_stats(str(stats)))
         end = DAY0 + day * 86400 + 10 * 3600 + SPAN
-        # as ncs-coalesce appends: the composite's rows a piece at a time
-        add_snapshot_pieces(str(composites), built.header(end), built.pieces(rows=7), "all.stats")
+        # as ncs-coalesce appends: the composite written, read back a run at a time
+        written = base / f"all-{day}.stats"
+        built.write(str(written), end)
+        built.release()
+        add_snapshot_pieces(str(composites), built.header(end), read_runs(str(written), piece_bytes=900),
+                            "all.stats")
     return {"store": store, "composites": composites, "expected": expected, "newest": end}
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import random
+import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +15,7 @@ from ncs.stats import reader
 from ncs.stats.errors import StatsFormatError
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.record import Record
-from ncs.stats.streamread import StatsStream
+from ncs.stats.streamread import StatsStream, read_runs
 from tests.stats.test_parser import ORIGINAL_AGENT_FILE
 from tests.stats.test_reader import addresses, records, text_of
 from tests.support.stats import as_file
@@ -107,6 +109,45 @@ def test_without_texts_the_table_is_the_readers_by_value(recs, rnd: random.Rando
     assert got.keys.int_keys() == want.keys.int_keys()
     assert {k: c.tolist() for k, c in got.numbers.items()} == {k: c.tolist() for k, c in want.numbers.items()}
     assert [list(n) for n in got.names] == [list(n) for n in want.names]
+
+
+#: The shortest record block a stats file can hold, in bytes.
+SHORTEST_BLOCK = len(text_of({"0.0.0.0": Record()})) - len(text_of({}))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.dictionaries(any_spelling, records, max_size=40), st.sampled_from([1, 150, 600, 5000]),
+       st.booleans())
+def test_a_file_read_in_runs_is_the_file_read_whole(recs, piece_bytes: int, repeat: bool) -> None:
+    """read_runs (how ncs-coalesce reads its composite back) gives the reader's rows a run at a time.
+
+    Or its error, word for word (a repeat found across runs too); a run
+    holds a few times PIECE_BYTES of text at most.
+    """
+    text = text_of(recs)
+    if repeat and recs:
+        last = text.rfind("\t'")
+        text = text[:last + 2] + min(recs) + text[text.find("'", last + 2):]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "f.stats"
+        path.write_text(text)
+        try:
+            want = reader.parse_stats(text, str(path))
+        except StatsFormatError as err:
+            with pytest.raises(StatsFormatError) as got_error:
+                list(read_runs(str(path), piece_bytes=piece_bytes))
+            assert str(got_error.value) == str(err)
+            return
+        runs = list(read_runs(str(path), piece_bytes=piece_bytes))
+    assert sum(map(len, runs)) == len(want)
+    assert [k for r in runs for k in r.keys.int_keys()] == want.keys.int_keys()
+    for key, column in want.numbers.items():
+        assert [v for r in runs for v in r.numbers[key].tolist()] == column.tolist()
+    assert [list(n) for r in runs for n in r.names] == [list(n) for n in want.names]
+    if piece_bytes >= 600:
+        # A run is a few pieces at most (the stream looks for a cut again once
+        # its pending text has doubled), not the file.
+        assert all(len(r) <= 4 * piece_bytes // SHORTEST_BLOCK + 2 for r in runs)
 
 
 def test_other_dialects_and_odd_texts_read_the_same() -> None:
