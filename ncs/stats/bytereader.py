@@ -52,6 +52,7 @@ _NUMBER_SUFFIX = np.array([len(_SUFFIX[line]) for line, _ in _NUMBER_LINES])
 #: Longest number read here: 18 digits always fit int64 (longer ones go to the reader).
 _MAX_DIGITS = 18
 _NL, _SPACE, _TAB, _ZERO, _DOT, _COLON = 10, 32, 9, 48, 46, 58
+_QUOTE, _BACKSLASH, _COMMA = 39, 92, 44
 #: The longest address text (an IPv6 address with an IPv4 tail).
 _LONGEST_ADDRESS = 45
 #: Name lists, one a line, each in the shape the reader's fast path accepts.
@@ -158,7 +159,7 @@ def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True) -> Stat
     numbers = _numbers(words, starts, ends)
     if numbers is None:
         return None
-    names = _names(piece, starts[:, _NAMES_LINE] + len(_PREFIX[_NAMES_LINE]),
+    names = _names(buf, starts[:, _NAMES_LINE] + len(_PREFIX[_NAMES_LINE]),
                    ends[:, _NAMES_LINE] - len(_SUFFIX[_NAMES_LINE]))
     if names is None:
         return None
@@ -205,24 +206,41 @@ def _decimals(words: _Words, stop: np.ndarray, width: np.ndarray) -> np.ndarray 
     return value.view(np.int64)
 
 
-def _names(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list | None:
+def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray) -> list | None:
     """Return each record's names from the bodies [FIRST, STOP) of their lists, or None if one is odd."""
     named = np.flatnonzero(stop > first)
     if not len(named):
         return [NO_NAMES] * len(first)
-    text = decode_stats_bytes(b"\n".join(_slices(piece, first[named], stop[named])) + b"\n")
-    if _BODIES.fullmatch(text) is None:
-        return None
-    if "\\" in text:
-        lists = [list_names(b) for b in text.split("\n")[:-1]]
-    elif "','" not in text:
-        # one name each (the usual case): unquoted and made 1-tuples in C
+    # the bodies, a line each, gathered in one step
+    length = stop[named] - first[named] + 1
+    at = np.cumsum(length) - length
+    bodies = buf[np.arange(int(length.sum())) + np.repeat(first[named] - at, length)]
+    bodies[at + length - 1] = _NL
+    text = decode_stats_bytes(bodies.tobytes())
+    if _one_plain_name_each(bodies, at, length) and "\\" not in text:
+        # the usual case: unquoted and made 1-tuples in C
         lists = list(zip(text[1:-3].split("',\n'")))
+    elif _BODIES.fullmatch(text) is None:
+        return None
+    elif "\\" in text:
+        lists = [list_names(b) for b in text.split("\n")[:-1]]
     else:
         lists = [b[1:-2].split("','") for b in text.split("\n")[:-1]]
     names = object_array([NO_NAMES] * len(first))
     names[named] = object_array(lists)
     return names.tolist()
+
+
+def _one_plain_name_each(bodies: np.ndarray, at: np.ndarray, length: np.ndarray) -> bool:
+    """Return whether every line of BODIES (starting AT, LENGTH bytes with its break) is 'name', with
+    no backslash: two quotes a line, the first byte and the last two but the break.
+
+    That is the shape `_BODIES` takes for a list of one name without escapes.
+    """
+    quote = bodies == _QUOTE
+    return bool(length.min() >= 4 and not (bodies == _BACKSLASH).any()
+                and (np.add.reduceat(quote, at) == 2).all() and quote[at].all()
+                and quote[at + length - 3].all() and (bodies[at + length - 2] == _COMMA).all())
 
 
 def _ipv4_keys(chars: np.ndarray, inside: np.ndarray) -> np.ndarray | None:
