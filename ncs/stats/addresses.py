@@ -21,6 +21,7 @@ V6_OFFSET = 1 << 32
 
 _PTON4 = functools.partial(socket.inet_pton, socket.AF_INET)
 _PTON6 = functools.partial(socket.inet_pton, socket.AF_INET6)
+_NTOP6 = functools.partial(socket.inet_ntop, socket.AF_INET6)
 
 
 def address_key(address: str) -> int:
@@ -79,6 +80,12 @@ def pack_addresses(addresses: list[str]) -> tuple[list[bool], bytes, bytes]:
     packed4 = b"".join(map(_PTON4, compress(addresses, [not f for f in v6])))
     packed6 = b"".join(map(_PTON6, compress(addresses, v6)))
     return v6, packed4, packed6
+
+
+def ntop6_texts(packed6: bytes) -> list[str]:
+    """Return inet_ntop's texts of IPv6 addresses given as inet_pton bytes, 16 each (`pack_addresses`)."""
+    view = memoryview(packed6)
+    return list(map(_NTOP6, [view[i:i + 16] for i in range(0, len(view), 16)]))
 
 
 @dataclass(frozen=True, slots=True)

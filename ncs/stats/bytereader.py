@@ -23,7 +23,7 @@ import re
 
 import numpy as np
 
-from ncs.stats.addresses import AddressKeys
+from ncs.stats.addresses import AddressKeys, ntop6_texts, pack_addresses
 from ncs.stats.columns import NO_NAMES, StatsColumns
 from ncs.stats.growing import object_array
 from ncs.stats.layout import GLUE, RECORD_OPEN
@@ -291,11 +291,12 @@ def _with_keys(piece: bytes, words: _Words, first: np.ndarray, stop: np.ndarray,
         six_rows = np.flatnonzero(v6)
         six_texts = [t.decode("ascii", "replace") for t in _slices(piece, first[six_rows], stop[six_rows])]
         try:
-            six = AddressKeys.of(six_texts)
-        except ValueError:
-            return None
+            flags, _, packed6 = pack_addresses(six_texts)
+        except (OSError, ValueError):
+            return None  # not an address to inet_pton
+        six = AddressKeys.from_packed(flags, b"", packed6)
         hi[v6], lo[v6] = six.hi, six.lo
-        if texts is None and six.texts() != six_texts:
+        if texts is None and ntop6_texts(packed6) != six_texts:
             # an IPv6 address spelled otherwise than inet_ntop does: the
             # spelling matters (for repeats), so every text is kept
             texts = [t.decode("ascii", "replace") for t in _slices(piece, first, stop)]
