@@ -43,6 +43,8 @@ from ncs.stats.record import FIELDS, NAMES_KEY
 
 #: DuckDB's memory bound for a writer's connection.
 WRITER_MEMORY = "256MB"
+#: Addresses a snapshot is appended by at a time (see `_append_in_transaction`).
+SLICE_ROWS = 250_000
 #: How long a writer or reader waits for another one by default, in seconds.
 DEFAULT_WAIT = 30.0
 
@@ -165,23 +167,87 @@ def arrow_columns(table: StatsColumns, source: str) -> pa.Table:
     return pa.table(columns, schema=ARROW_SCHEMA)
 
 
-def _arrow_pieces(pieces: Iterable[StatsColumns], source: str,
-                  refused: list[HistoryError]) -> pa.RecordBatchReader:
-    """Return the rows of PIECES, converted one at a time as the store reads them.
+class _Slices:
+    """The pieces of a snapshot as Arrow streams of about ROWS rows each, converted as DuckDB reads them.
 
-    A piece that `arrow_columns` refuses ends the stream; its HistoryError
-    is put in REFUSED, since DuckDB reports only that its scan failed.
+    Each stream's `bounds` are complete once DuckDB has read it.  A piece
+    that `arrow_columns` refuses ends the append: its HistoryError is put
+    in REFUSED (and raised), since DuckDB reports only that its scan failed.
     """
-    def batches() -> Iterator[pa.RecordBatch]:
-        for piece in pieces:
-            try:
-                converted = arrow_columns(piece, source)
-            except HistoryError as err:
-                refused.append(err)
-                raise
-            yield from converted.to_batches()
 
-    return pa.RecordBatchReader.from_batches(ARROW_SCHEMA, batches())
+    def __init__(self, pieces: Iterable[StatsColumns], source: str, refused: list[HistoryError],
+                 rows: int) -> None:
+        self._pieces = iter(_at_most(pieces, rows))
+        self._source = source
+        self._refused = refused
+        self._rows = rows
+        self.done = False  # every piece was read
+
+    def next(self) -> tuple[pa.RecordBatchReader, _Bounds]:
+        """Return the next slice's stream and the bounds of its addresses (filled as it is read)."""
+        bounds = _Bounds()
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            held = 0
+            for piece in self._pieces:
+                try:
+                    converted = arrow_columns(piece, self._source)
+                except HistoryError as err:
+                    self._refused.append(err)
+                    raise
+                bounds.take(piece)
+                yield from converted.to_batches()
+                held += len(piece)
+                if held >= self._rows:
+                    return
+            self.done = True
+
+        return pa.RecordBatchReader.from_batches(ARROW_SCHEMA, batches()), bounds
+
+
+def _at_most(pieces: Iterable[StatsColumns], rows: int) -> Iterator[StatsColumns]:
+    """Yield PIECES, each one of more than ROWS rows cut into parts of ROWS."""
+    for piece in pieces:
+        if len(piece) <= rows:
+            yield piece
+            continue
+        for start in range(0, len(piece), rows):
+            yield piece.slice(start, min(start + rows, len(piece)))
+
+
+class _Bounds:
+    """The lowest and highest address of a slice, each family apart, as a filter on `remotes`."""
+
+    def __init__(self) -> None:
+        self.v4: tuple[int, int] | None = None
+        self.v6: tuple[tuple[int, int], tuple[int, int]] | None = None
+
+    def take(self, piece: StatsColumns) -> None:
+        """Widen the bounds to PIECE's addresses."""
+        keys = piece.keys
+        if (~keys.is6).any():
+            lo = keys.lo[~keys.is6]
+            low, high = int(lo.min()), int(lo.max())
+            self.v4 = (low, high) if self.v4 is None else (min(self.v4[0], low), max(self.v4[1], high))
+        if keys.is6.any():
+            six = keys.take(keys.is6)
+            order = six.order()
+            first, last = (int(six.hi[order[0]]), int(six.lo[order[0]])), (int(six.hi[order[-1]]),
+                                                                         int(six.lo[order[-1]]))
+            self.v6 = (first, last) if self.v6 is None else (min(self.v6[0], first), max(self.v6[1], last))
+
+    def where(self, table: str) -> tuple[str, list[int]]:
+        """Return (an SQL condition on TABLE's is6, hi and lo holding every address within the bounds, its parameters)."""
+        terms, params = [], []
+        if self.v4 is not None:
+            terms.append(f"(NOT {table}.is6 AND {table}.lo BETWEEN ? AND ?)")
+            params += list(self.v4)
+        if self.v6 is not None:
+            (fhi, flo), (lhi, llo) = self.v6
+            terms.append(f"({table}.is6 AND ({table}.hi > ? OR ({table}.hi = ? AND {table}.lo >= ?)) "
+                         f"AND ({table}.hi < ? OR ({table}.hi = ? AND {table}.lo <= ?)))")
+            params += [fhi, fhi, flo, lhi, lhi, llo]
+        return "(" + (" OR ".join(terms) or "FALSE") + ")", params
 
 
 def _whole_numbers(values: np.ndarray, key: str, table: StatsColumns, source: str) -> np.ndarray:
@@ -211,14 +277,14 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
                   source: str) -> bool:
     """Append the table given as PIECES (in any order) under HEADER, as `append` does one table.
 
-    The pieces are converted and handed to the store one at a time, so a
+    The pieces are converted and handed to the store a slice at a time, so a
     composite of millions of addresses is never held twice.
     """
     start, now = snapshot_time(header, source)
     refused: list[HistoryError] = []
     con.begin()
     try:
-        stored = _append_in_transaction(con, _arrow_pieces(pieces, source, refused), source, start, now)
+        stored = _append_in_transaction(con, pieces, source, start, now, refused)
         con.commit()
     except BaseException as err:
         con.rollback()
@@ -230,9 +296,17 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
     return stored
 
 
-def _append_in_transaction(con: duckdb.DuckDBPyConnection, arriving: pa.Table | pa.RecordBatchReader,
-                           source: str, start: int, now: int) -> bool:
-    """Insert the snapshot rows (see `append`); return False, inserting nothing, for a known identity."""
+def _append_in_transaction(con: duckdb.DuckDBPyConnection, pieces: Iterable[StatsColumns], source: str,
+                           start: int, now: int, refused: list[HistoryError] | None = None) -> bool:
+    """Insert the snapshot rows (see `append`); return False, inserting nothing, for a known identity.
+
+    The rows go in slices of `SLICE_ROWS` addresses: each statement then
+    joins a slice with the addresses of the store that fall within the
+    slice's bounds, so DuckDB's joins hold a slice's worth whatever the
+    snapshot's size (a second snapshot of 3 million addresses ran out of
+    the writer's 256 MB when joined whole).  A refused piece's error goes
+    to REFUSED.
+    """
     if scalar(con, "SELECT count(*) FROM taken WHERE source = ? AND start = ? AND time = ?",
               [source, start, now]):
         return False
@@ -242,48 +316,66 @@ def _append_in_transaction(con: duckdb.DuckDBPyConnection, arriving: pa.Table | 
     prev = scalar(
         con, "SELECT id FROM snapshots WHERE source = ? AND start = ? AND level = 'raw' AND time < ? "
         "ORDER BY time DESC LIMIT 1", [source, start, now])
-    # The rows arrive once (a stream of pieces) and are read three times below:
-    # DuckDB keeps them, compressed, in a temporary table of the transaction.
-    con.register("ncs_arriving", arriving)
-    try:
-        con.execute("CREATE TEMP TABLE ncs_incoming AS SELECT * FROM ncs_arriving")
-    finally:
-        con.unregister("ncs_arriving")
-    try:
-        _number_addresses(con, now)
-        con.execute(
-            f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})
-            SELECT ?, r.id,
-                   CASE WHEN p."E" = n."E" AND n."B" >= p."B" THEN n."B" - p."B" ELSE n."B" END,
-                   CASE WHEN p."E" = n."E" AND n."C" >= p."C" THEN n."C" - p."C" ELSE n."C" END,
-                   {_field_list("n.")}
-            FROM ncs_incoming n
-            JOIN remotes r ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo
-            LEFT JOIN (SELECT addr, "B", "C", "E" FROM counters WHERE snap = ?) p ON p.addr = r.id""",
-            [snap, -1 if prev is None else prev])
-        rows = scalar(con, "SELECT count(*) FROM ncs_incoming")
-    finally:
-        con.execute("DROP TABLE ncs_incoming")
+    rows = 0
+    slices = _Slices(pieces, source, [] if refused is None else refused, SLICE_ROWS)
+    while not slices.done:
+        rows += _append_slice(con, *slices.next(), snap, -1 if prev is None else prev, now)
     con.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, 'raw', ?)",
                 [snap, source, start, now, rows])
     return True
 
 
-def _number_addresses(con: duckdb.DuckDBPyConnection, now: int) -> None:
+def _append_slice(con: duckdb.DuckDBPyConnection, arriving: pa.RecordBatchReader, bounds: _Bounds,
+                  snap: int, prev: int, now: int) -> int:
+    """Insert the rows ARRIVING (their addresses within BOUNDS once read) into snapshot SNAP; return how many.
+
+    An error leaves the transaction to be rolled back (which drops the
+    temporary table too).
+    """
+    con.register("ncs_arriving", arriving)
+    try:
+        # read three times below: DuckDB keeps the rows in a temporary table of the transaction
+        con.execute("CREATE TEMP TABLE ncs_incoming AS SELECT * FROM ncs_arriving")
+    finally:
+        con.unregister("ncs_arriving")
+    near, near_params = bounds.where("remotes")
+    _number_addresses(con, now, near, near_params)
+    con.execute(
+        f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})
+        SELECT ?, r.id,
+               CASE WHEN p."E" = n."E" AND n."B" >= p."B" THEN n."B" - p."B" ELSE n."B" END,
+               CASE WHEN p."E" = n."E" AND n."C" >= p."C" THEN n."C" - p."C" ELSE n."C" END,
+               {_field_list("n.")}
+        FROM ncs_incoming n
+        JOIN (SELECT id, is6, hi, lo FROM remotes WHERE {near}) r
+          ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo
+        LEFT JOIN (SELECT addr, "B", "C", "E" FROM counters
+                   WHERE snap = ? AND addr IN (SELECT id FROM remotes WHERE {near})) p ON p.addr = r.id""",
+        [snap, *near_params, prev, *near_params])
+    rows = scalar(con, "SELECT count(*) FROM ncs_incoming")
+    con.execute("DROP TABLE ncs_incoming")
+    return rows
+
+
+def _number_addresses(con: duckdb.DuckDBPyConnection, now: int, near: str, near_params: list[int]) -> None:
     """Give each address of `ncs_incoming` new to the store the next number, first seen NOW.
 
-    A snapshot older than the store's newest may move a first-seen time back.
+    NEAR (with NEAR_PARAMS) is a condition on `remotes` that holds for every
+    address of `ncs_incoming`.  A snapshot older than the store's newest may
+    move a first-seen time back.
     """
     con.execute(
-        """INSERT INTO remotes
+        f"""INSERT INTO remotes
         SELECT (SELECT coalesce(max(id), 0) FROM remotes) + row_number() OVER (ORDER BY is6, hi, lo),
                is6, hi, lo, ?
         FROM (SELECT DISTINCT n.is6, n.hi, n.lo FROM ncs_incoming n
-              ANTI JOIN remotes r ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo)""", [now])
+              ANTI JOIN (SELECT is6, hi, lo FROM remotes WHERE {near}) r
+              ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo)""", [now, *near_params])
     con.execute(
-        """UPDATE remotes SET first = ? FROM ncs_incoming n
-        WHERE remotes.first > ? AND n.is6 = remotes.is6 AND n.hi = remotes.hi AND n.lo = remotes.lo""",
-        [now, now])
+        f"""UPDATE remotes SET first = ? FROM ncs_incoming n
+        WHERE remotes.first > ? AND {near}
+          AND n.is6 = remotes.is6 AND n.hi = remotes.hi AND n.lo = remotes.lo""",
+        [now, now, *near_params])
 
 
 def add_snapshot(path: str, table: StatsColumns, source: str, keep: Keep | None = None,
