@@ -54,9 +54,13 @@ def test_a_snapshot_is_stored_once(tmp_path: Path):
     assert _traffic(store) == {"198.51.100.1": (200, 4)}
 
 
-def _dumps(draw_rng: random.Random, count: int) -> list[dict]:
-    """Return COUNT dumps of one data set: each window grows, or folds into a new one."""
-    addresses = [f"203.0.113.{i}" for i in range(1, 6)]
+#: The addresses of `_dumps` by default, and IPv4 and IPv6 ones.
+V4_ONLY = [f"203.0.113.{i}" for i in range(1, 6)]
+MIXED = [f"203.0.113.{i}" for i in range(1, 9)] + [f"2001:db8:{i % 3}::{i}" for i in range(1, 9)]
+
+
+def _dumps(draw_rng: random.Random, count: int, addresses: list[str] = V4_ONLY) -> list[dict]:
+    """Return COUNT dumps of one data set over ADDRESSES: each window grows, or folds into a new one."""
     state: dict[str, list[int]] = {}
     dumps = []
     for k in range(count):
@@ -211,22 +215,6 @@ def test_append_is_column_wise_for_a_big_snapshot(tmp_path: Path):
         assert con.execute("SELECT count(*), sum(bytes) FROM counters").fetchall() == [(n, sum(range(n)))]
 
 
-def _mixed_dumps(rng: random.Random, count: int) -> list[dict]:
-    """Return COUNT dumps of one data set over IPv4 and IPv6 addresses (see `_dumps`)."""
-    addresses = [f"203.0.113.{i}" for i in range(1, 9)] + [f"2001:db8:{i % 3}::{i}" for i in range(1, 9)]
-    state: dict[str, list[int]] = {}
-    dumps = []
-    for k in range(count):
-        now = T0 + 100 * (k + 1)
-        for a in rng.sample(addresses, rng.randint(1, len(addresses))):
-            b, c, e = state.get(a, [0, 0, now])
-            if a in state and rng.random() < 0.3:
-                b, c, e = 0, 0, now
-            state[a] = [b + rng.randint(1, 5000), c + rng.randint(1, 9), e]
-        dumps.append({a: record(b, c, e, T0) for a, (b, c, e) in state.items()})
-    return dumps
-
-
 def _stored(store: Path) -> list[tuple]:
     """Return every counter of STORE with its snapshot's time and its address's value."""
     with opened(str(store)) as con:
@@ -240,7 +228,7 @@ def _stored(store: Path) -> list[tuple]:
 def test_appending_in_slices_stores_what_one_slice_stores(tmp_path_factory, seed, count, slice_rows):
     """A snapshot appended a few addresses at a time, its pieces in any order, is the one appended whole."""
     rng = random.Random(seed)
-    dumps = _mixed_dumps(rng, count)
+    dumps = _dumps(rng, count, MIXED)
     whole, sliced = (tmp_path_factory.mktemp("h") / "h.duckdb" for _ in range(2))
     for k, dump in enumerate(dumps):
         table = snapshot(T0, T0 + 100 * (k + 1), dump)
