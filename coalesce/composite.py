@@ -139,7 +139,6 @@ class Composite:
                               spool_dir=os.path.dirname(os.path.abspath(path)))
         replace_file(path, file_chunks(self.header(now), blocks))
 
-
     def release(self) -> None:
         """Drop the merged rows, once written: the file holds them, and `header` still works.
 
