@@ -19,9 +19,9 @@ before its commit leaves the store as it was.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 
 import duckdb
 import numpy as np
@@ -38,6 +38,7 @@ from ncs.history.schema import (
 )
 from ncs.locks import FileLock, LockBusy
 from ncs.stats.columns import StatsColumns
+from ncs.stats.errors import StatsFormatError
 from ncs.stats.header import header_number
 from ncs.stats.record import FIELDS, NAMES_KEY
 
@@ -60,7 +61,7 @@ def one_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-@contextmanager
+@contextlib.contextmanager
 def opened(path: str, write: bool = False, wait: float = DEFAULT_WAIT) -> Iterator[duckdb.DuckDBPyConnection]:
     """Yield a connection to the store PATH under its lock; creates it when WRITE and missing.
 
@@ -171,11 +172,12 @@ class _Slices:
     """The pieces of a snapshot as Arrow streams of about ROWS rows each, converted as DuckDB reads them.
 
     Each stream's `bounds` are complete once DuckDB has read it.  A piece
-    that `arrow_columns` refuses ends the append: its HistoryError is put
-    in REFUSED (and raised), since DuckDB reports only that its scan failed.
+    that `arrow_columns` refuses, or that cannot be read (PIECES read from a
+    file: StatsFormatError, OSError), ends the append: the error is put in
+    REFUSED (and raised), since DuckDB reports only that its scan failed.
     """
 
-    def __init__(self, pieces: Iterable[StatsColumns], source: str, refused: list[HistoryError],
+    def __init__(self, pieces: Iterable[StatsColumns], source: str, refused: list[Exception],
                  rows: int) -> None:
         self._pieces = iter(_at_most(pieces, rows))
         self._source = source
@@ -189,10 +191,13 @@ class _Slices:
 
         def batches() -> Iterator[pa.RecordBatch]:
             held = 0
-            for piece in self._pieces:
+            while True:
                 try:
+                    piece = next(self._pieces, None)
+                    if piece is None:
+                        break
                     converted = arrow_columns(piece, self._source)
-                except HistoryError as err:
+                except (HistoryError, StatsFormatError, OSError) as err:
                     self._refused.append(err)
                     raise
                 bounds.take(piece)
@@ -281,7 +286,7 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
     composite of millions of addresses is never held twice.
     """
     start, now = snapshot_time(header, source)
-    refused: list[HistoryError] = []
+    refused: list[Exception] = []
     con.begin()
     try:
         stored = _append_in_transaction(con, pieces, source, start, now, refused)
@@ -297,7 +302,7 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
 
 
 def _append_in_transaction(con: duckdb.DuckDBPyConnection, pieces: Iterable[StatsColumns], source: str,
-                           start: int, now: int, refused: list[HistoryError] | None = None) -> bool:
+                           start: int, now: int, refused: list[Exception] | None = None) -> bool:
     """Insert the snapshot rows (see `append`); return False, inserting nothing, for a known identity.
 
     The rows go in slices of `SLICE_ROWS` addresses: each statement then
@@ -337,7 +342,10 @@ def _append_slice(con: duckdb.DuckDBPyConnection, arriving: pa.RecordBatchReader
         # read three times below: DuckDB keeps the rows in a temporary table of the transaction
         con.execute("CREATE TEMP TABLE ncs_incoming AS SELECT * FROM ncs_arriving")
     finally:
-        con.unregister("ncs_arriving")
+        # After a failed scan the transaction is aborted and this fails too:
+        # the scan's error is the one to report.
+        with contextlib.suppress(duckdb.Error):
+            con.unregister("ncs_arriving")
     near, near_params = bounds.where("remotes")
     _number_addresses(con, now, near, near_params)
     con.execute(

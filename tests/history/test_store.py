@@ -26,8 +26,11 @@ from ncs.history.store import (
 from ncs.locks import FileLock
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.columns import StatsColumns
+from ncs.stats.errors import StatsFormatError
 from ncs.stats.header import time_line
 from ncs.stats.record import FIELDS, NUMBER_KEYS
+from ncs.stats.streamread import read_runs
+from ncs.stats.writer import write_stats
 from tests.history.helpers import record, snapshot, window_traffic
 
 T0 = 1_764_000_000
@@ -278,3 +281,23 @@ def test_a_failing_append_says_duckdbs_own_reason(tmp_path: Path, monkeypatch):
     with pytest.raises(HistoryError, match=r"^big: snapshot not stored: Out of Memory Error") as err:
         add_snapshot(str(tmp_path / "h.duckdb"), _numbered(300_000, 5, T0 + 60), "big")
     assert "aborted" not in str(err.value)
+
+
+def test_a_snapshot_that_cannot_be_read_to_its_end_is_named_and_not_stored(tmp_path: Path):
+    # As ncs-coalesce appends: the composite read back from its file.  A
+    # broken record two thirds in gives the reader's one line (file and
+    # line), not the "transaction is aborted" that followed DuckDB's failed scan.
+    path = tmp_path / "c.stats"
+    table = _numbered(20_000, 5, T0 + 60)
+    write_stats(str(path), table)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"\tB\t=> 5,", len(data) * 2 // 3)
+    data[at:at + 8] = b"\tB\t=> -5"
+    path.write_bytes(bytes(data))
+    want = data[:at].count(b"\n") + 1
+    store = str(tmp_path / "h.duckdb")
+    with pytest.raises(StatsFormatError, match=rf"^{path}:{want}: "):
+        add_snapshot_pieces(store, table.header, read_runs(str(path), piece_bytes=50_000), "c.stats")
+    with opened(store) as con:
+        assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM counters").fetchone() == (0,)
