@@ -241,16 +241,16 @@ class _Bounds:
                                                                          int(six.lo[order[-1]]))
             self.v6 = (first, last) if self.v6 is None else (min(self.v6[0], first), max(self.v6[1], last))
 
-    def where(self, table: str) -> tuple[str, list[int]]:
-        """Return (an SQL condition on TABLE's is6, hi and lo holding every address within the bounds, its parameters)."""
+    def where(self) -> tuple[str, list[int]]:
+        """Return (an SQL condition on `remotes` holding every address within the bounds, its parameters)."""
         terms, params = [], []
         if self.v4 is not None:
-            terms.append(f"(NOT {table}.is6 AND {table}.lo BETWEEN ? AND ?)")
+            terms.append("(NOT remotes.is6 AND remotes.lo BETWEEN ? AND ?)")
             params += list(self.v4)
         if self.v6 is not None:
             (fhi, flo), (lhi, llo) = self.v6
-            terms.append(f"({table}.is6 AND ({table}.hi > ? OR ({table}.hi = ? AND {table}.lo >= ?)) "
-                         f"AND ({table}.hi < ? OR ({table}.hi = ? AND {table}.lo <= ?)))")
+            terms.append("(remotes.is6 AND (remotes.hi > ? OR (remotes.hi = ? AND remotes.lo >= ?)) "
+                         "AND (remotes.hi < ? OR (remotes.hi = ? AND remotes.lo <= ?)))")
             params += [fhi, fhi, flo, lhi, lhi, llo]
         return "(" + (" OR ".join(terms) or "FALSE") + ")", params
 
@@ -346,7 +346,7 @@ def _append_slice(con: duckdb.DuckDBPyConnection, arriving: pa.RecordBatchReader
         # the scan's error is the one to report.
         with contextlib.suppress(duckdb.Error):
             con.unregister("ncs_arriving")
-    near, near_params = bounds.where("remotes")
+    near, near_params = bounds.where()
     _number_addresses(con, now, near, near_params)
     con.execute(
         f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})

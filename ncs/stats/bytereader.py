@@ -3,14 +3,16 @@
 A host's output arrives as bytes and is read in pieces of complete record
 blocks (`ncs.stats.streamread`).  `read_blocks` reads such a piece in a
 few whole-array passes: the line breaks give every line of every block
-(a canonical block is ten lines), each line's fixed text is compared at
-once for all blocks, the numbers become one text of digits that numpy's
-parser reads in one call, and the address and name texts are gathered
-into one text each and decoded once.  It returns None for anything it does
-not read exactly as `ncs.stats.reader.parse_stats` would (a negative or
-huge number, a name list of another shape, an address that is not one, a
-repeated address): the caller then hands that piece to `parse_stats`.  A
-hypothesis property holds the two together.
+(a canonical block is eleven lines); then the piece is read 8 bytes at a
+time, as one 64-bit word per gather (`_Words`): each line's fixed text
+before and after its value is one masked word compare, a number's digits
+are one or two words combined by multiplications, and an address is a
+window of words.  The names bodies are gathered into one text and decoded
+once.  It returns None for anything it does not read exactly as
+`ncs.stats.reader.parse_stats` would (a negative or huge number, a name
+list of another shape, an address that is not one, a repeated address):
+the caller then hands that piece to `parse_stats`.  Hypothesis properties
+hold the two together.
 
 Line layout of a block (from `ncs.stats.layout`): the address line, one
 line per key in file order (numbers; the names list between brackets),
@@ -62,7 +64,6 @@ _BODIES = re.compile(r"(?:(?:'[^'\\\n]*+(?:\\[^\n][^'\\\n]*+)*+',)*+\n)*+")
 # fixed text at either end, up to eight digits of a number, a part of an
 # address.  A word's first byte is its lowest.
 _WORD = 8
-_ALL = np.uint64(2**64 - 1)
 #: KEEP_LAST[k]: the mask of a word's last k bytes (0 <= k <= 8).
 _KEEP_LAST = np.array([(2**64 - 1) ^ (2 ** (8 * (_WORD - k)) - 1) for k in range(_WORD + 1)], np.uint64)
 _ASCII_ZEROS = np.uint64(0x3030303030303030)
@@ -123,9 +124,9 @@ class _Words:
         return self._words[at].view(np.uint8).reshape(len(stop), _WORD * count)
 
 
-def _slices(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list[bytes]:
-    """Return the byte slices [FIRST, STOP) of PIECE."""
-    return [piece[a:b] for a, b in zip(first.tolist(), stop.tolist(), strict=True)]
+def _address_texts(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list[str]:
+    """Return the address texts [FIRST, STOP) of PIECE."""
+    return [piece[a:b].decode("ascii", "replace") for a, b in zip(first.tolist(), stop.tolist(), strict=True)]
 
 
 def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True) -> StatsColumns | None:
@@ -217,6 +218,7 @@ def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray) -> list | None:
     bodies = buf[np.arange(int(length.sum())) + np.repeat(first[named] - at, length)]
     bodies[at + length - 1] = _NL
     text = decode_stats_bytes(bodies.tobytes())
+    # (a backslash the bytes lack may come from decoding: invalid UTF-8 is spelled \x{hh})
     if _one_plain_name_each(bodies, at, length) and "\\" not in text:
         # the usual case: unquoted and made 1-tuples in C
         lists = list(zip(text[1:-3].split("',\n'")))
@@ -286,10 +288,10 @@ def _with_keys(piece: bytes, words: _Words, first: np.ndarray, stop: np.ndarray,
         lo[v4] = values
     texts: list[str] | None = None
     if keep_texts:
-        texts = [t.decode("ascii", "replace") for t in _slices(piece, first, stop)]
+        texts = _address_texts(piece, first, stop)
     if v6.any():
         six_rows = np.flatnonzero(v6)
-        six_texts = [t.decode("ascii", "replace") for t in _slices(piece, first[six_rows], stop[six_rows])]
+        six_texts = _address_texts(piece, first[six_rows], stop[six_rows])
         try:
             flags, _, packed6 = pack_addresses(six_texts)
         except (OSError, ValueError):
@@ -299,7 +301,7 @@ def _with_keys(piece: bytes, words: _Words, first: np.ndarray, stop: np.ndarray,
         if texts is None and ntop6_texts(packed6) != six_texts:
             # an IPv6 address spelled otherwise than inet_ntop does: the
             # spelling matters (for repeats), so every text is kept
-            texts = [t.decode("ascii", "replace") for t in _slices(piece, first, stop)]
+            texts = _address_texts(piece, first, stop)
     keys = AddressKeys(v6, hi, lo)
     if not keys.ascending(strictly=True):
         return None  # a repeat (or disorder): the reader's checks
