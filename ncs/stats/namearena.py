@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ncs.stats.growing import FAST_GROWTH
+
 _CODEC = ("utf-8", "surrogatepass")  # any Python string, and back
 
 
@@ -50,7 +52,7 @@ class NameArena:
         blob, lengths = _encoded(texts)
         stop = self.used + len(blob)
         if stop > len(self._bytes):
-            grown = np.empty(max(stop, 2 * len(self._bytes)), np.uint8)
+            grown = np.empty(max(stop, FAST_GROWTH * len(self._bytes)), np.uint8)
             grown[:self.used] = self._bytes[:self.used]
             self._bytes = grown
         self._bytes[self.used:stop] = np.frombuffer(blob, np.uint8)

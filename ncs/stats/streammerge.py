@@ -35,7 +35,7 @@ import numpy as np
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.addressindex import AddressIndex
 from ncs.stats.columns import NO_NAMES, StatsColumns
-from ncs.stats.growing import GrowingColumns, object_array
+from ncs.stats.growing import FAST_GROWTH, GrowingColumns, object_array
 from ncs.stats.merge import merge_tables
 from ncs.stats.namearena import NameArena
 from ncs.stats.nameunion import MAX_NAMES, bounded, insert_ranked
@@ -118,7 +118,7 @@ class StreamingMerge:
                                      **{key: np.int64 for key in _RULES},
                                      "first": np.int32, "nrank": np.int32,
                                      "nstart": np.int64, "nlen": np.int32},
-                                    capacity)
+                                    capacity, FAST_GROWTH)
         self._arena = NameArena()
         self._many: dict[int, tuple[str, ...]] = {}  # row -> its names, for rows of several
         self._ranks: dict[int, list[int]] = {}  # row -> rank of each name, for _MIXED rows
