@@ -379,4 +379,5 @@ class StatsTable:
         """
         order = self.ordered_rows()
         v6_rows = int(np.count_nonzero(self.K[order] >= np.uint64(V6_BASE)))
-        return writer.table_blocks(lambda a, b: self.columns(order[a:b]), len(order), v6_rows, spool_dir)
+        return writer.table_blocks(lambda a, b: writer.chunk_blocks(self.columns(order[a:b])), len(order),
+                                   v6_rows, spool_dir)

@@ -27,7 +27,7 @@ from ncs.stats.header import header_number, rate_lines, time_line, version_line
 from ncs.stats.nameunion import MAX_NAMES
 from ncs.stats.quoting import safe_line, safe_text
 from ncs.stats.streammerge import StreamingMerge
-from ncs.stats.writer import file_chunks, table_blocks
+from ncs.stats.writer import chunk_blocks, file_chunks, table_blocks
 
 
 @dataclass(frozen=True)
@@ -132,10 +132,10 @@ class Composite:
         order = merge.order()
         v6_rows = int(np.count_nonzero(merge.keys().is6))
 
-        def chunk_of(start: int, stop: int) -> StatsColumns:
-            return merge.rows(order[start:stop])
+        def blocks_of(start: int, stop: int) -> bytes | bytearray:
+            return chunk_blocks(*merge.chunk(order[start:stop]))
 
-        blocks = table_blocks(chunk_of, len(order), v6_rows,
+        blocks = table_blocks(blocks_of, len(order), v6_rows,
                               spool_dir=os.path.dirname(os.path.abspath(path)))
         replace_file(path, file_chunks(self.header(now), blocks))
 

@@ -8,8 +8,11 @@ the chunk (S always; T, R and W often), padded with hole bytes so that each
 varying field starts on a cell boundary.  The template is copied to every
 row, the varying fields (address, B, C, E...) are written into their cells
 from lookup tables of four-character digit groups, whose leading zeros are
-holes, and the holes are squeezed out in one pass.  Only names (which need
-Perl quoting) are spliced in per record.  The output is byte for byte what
+holes, and the holes are squeezed out in one pass.  A row's one name, when
+it needs no Perl quoting (printable ASCII without ' or \\) and is short, is
+laid out the same way: its bytes scattered into cells of its own, which the
+other rows leave as holes.  Other names are quoted by Python and spliced in
+per record.  The output is byte for byte what
 `ncs.stats.writer.format_record` writes; a property test holds them together.
 
 `ncs.stats.writer` is the plain interface; nothing else calls this module.
@@ -24,6 +27,7 @@ import numpy as np
 
 from ncs.stats.addresses import AddressKeys
 from ncs.stats.layout import GLUE, RECORD_OPEN, TAB_AFTER_AT_MOST
+from ncs.stats.namearena import NameBytes
 from ncs.stats.quoting import names_bodies
 from ncs.stats.record import KEYS, NAMES_KEY, NUMBER_KEYS
 
@@ -135,6 +139,52 @@ def _field(values: np.ndarray) -> str | np.ndarray:
 
 NAMES_AT = object()  # marks, in a row's segments, where the names are spliced in
 
+#: The longest body ("'name',") laid out in cells; longer names are spliced.
+#: Every row of a chunk gets as many cells as its longest laid-out name needs.
+NAME_CELL_BYTES = 64
+_QUOTE, _COMMA, _BACKSLASH = ord("'"), ord(","), ord("\\")
+
+
+def _name_cells(rows: int, single: NameBytes) -> tuple[np.ndarray | None, NameBytes]:
+    """Return (cells of the names laid out, the names of SINGLE that are not).
+
+    The cells are a (ROWS, w) array holding each laid-out name's list body,
+    "'name',", from its first cell on, holes elsewhere (None when no name is
+    laid out).  A name is laid out when it is printable ASCII without a
+    quote or a backslash (the body is then the bytes themselves) and its
+    body has at most NAME_CELL_BYTES bytes.
+    """
+    data, lengths = single.data, single.lengths
+    if not len(lengths):
+        return None, single
+    laid = lengths + 3 <= NAME_CELL_BYTES
+    refused = (data < 0x20) | (data > 0x7E) | (data == _QUOTE) | (data == _BACKSLASH)
+    if refused.any():
+        before = np.concatenate([[0], np.cumsum(refused)])
+        ends = np.cumsum(lengths)
+        laid &= before[ends] == before[ends - lengths]
+    if not laid.any():
+        return None, single
+    if not laid.all():
+        data, lengths = data[np.repeat(laid, lengths)], lengths[laid]
+    width = -(-(int(lengths.max()) + 3) // CELL) * CELL
+    out = np.full((rows, width), HOLE, np.uint8)
+    flat = out.reshape(-1)
+    base = single.rows[laid] * width  # where each body starts
+    begins = np.cumsum(lengths) - lengths
+    flat[np.arange(len(data)) + np.repeat(base + 1 - begins, lengths)] = data
+    flat[base] = _QUOTE
+    flat[base + 1 + lengths] = _QUOTE
+    flat[base + 2 + lengths] = _COMMA
+    return out.view(np.uint32), single.take(~laid)
+
+
+def _single_names(named: Mapping[int, Sequence[str]]) -> tuple[NameBytes, dict[int, Sequence[str]]]:
+    """Return (the one-name lists of NAMED as bytes, the other lists of NAMED)."""
+    ones = [row for row, names in named.items() if len(names) == 1]
+    rest = {row: names for row, names in named.items() if len(names) != 1}
+    return NameBytes.of_texts(ones, [named[row][0] for row in ones]), rest
+
 
 def _lay_out(n: int, segments: list) -> tuple[np.ndarray, int, bytearray]:
     """Return (rows of cells, cell where NAMES_AT falls, the rows' memory) for SEGMENTS.
@@ -178,22 +228,33 @@ def _lay_out(n: int, segments: list) -> tuple[np.ndarray, int, bytearray]:
 
 
 def record_blocks(keys: AddressKeys, numbers: Mapping[str, np.ndarray],
-                  named: Mapping[int, Sequence[str]] | None = None) -> bytearray | None:
+                  named: Mapping[int, Sequence[str]] | None = None,
+                  single: NameBytes | None = None) -> bytearray | None:
     """Return the record blocks of a chunk of rows, or None if a value cannot be laid out.
 
     KEYS are the rows' addresses, NUMBERS maps each numeric key to its
-    column, NAMED maps the position of each named row to its names.  None
-    means a value is negative, not finite or beyond 2**62: the caller
-    formats such a chunk record by record.
+    column, NAMED maps the position of each named row to its names.  SINGLE,
+    if given, holds the rows with one name as bytes instead (NAMED then
+    holds the other named rows; without SINGLE, NAMED's one-name lists are
+    taken out of it).  None means a value is negative, not finite or beyond
+    2**62: the caller formats such a chunk record by record.
     """
     columns = {k: _rounded(numbers[k]) for k in NUMBER_KEYS}
     if any(c is None for c in columns.values()):
         return None
+    named = dict(named) if named else {}
+    if single is None:
+        single, named = _single_names(named)
+    name_cells, spliced = _name_cells(len(keys), single)
+    named.update(zip(spliced.rows.tolist(), [(text,) for text in spliced.texts()], strict=True))
     cells, length = _address_cells(keys)
     sep = np.where(length <= TAB_AFTER_AT_MOST, _SEP_TAB, _SEP_SPACE)[:, None]
     segments = [RECORD_OPEN + "'", cells, sep]
     for glue, key in zip(GLUE, KEYS, strict=False):
-        segments += [glue, NAMES_AT if key == NAMES_KEY else _field(columns[key])]
+        if key != NAMES_KEY:
+            segments += [glue, _field(columns[key])]
+        else:  # spliced names go where the laid-out ones start (their cells are holes)
+            segments += [glue, NAMES_AT] + ([] if name_cells is None else [name_cells])
     segments.append(GLUE[-1])
     rows, names_cell, memory = _lay_out(len(keys), segments)
     # translate deletes the holes faster than a numpy boolean mask selects the rest

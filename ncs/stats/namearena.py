@@ -5,12 +5,13 @@ short-lived objects of every host's table, in memory the allocator then
 cannot give back.  The streaming merge keeps each address's name here
 instead: its UTF-8 bytes appended to one numpy buffer, found by (start,
 length).  Whole arrays of names are stored, compared and taken back at
-once.
+once, as strings or, for the writer, as bytes (`NameBytes`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -40,6 +41,44 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.arange(total, dtype=np.int64) + np.repeat(starts - begins, lengths)
 
 
+def _decoded(blob: bytes, lengths: np.ndarray) -> list[str]:
+    """Return the texts of BLOB cut into pieces of LENGTHS bytes."""
+    text = blob.decode(*_CODEC)
+    ends = np.cumsum(lengths)
+    if len(text) == len(blob):  # ASCII: cut the text where the bytes were cut
+        return [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+    return [blob[a:b].decode(*_CODEC) for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+
+
+@dataclass(frozen=True)
+class NameBytes:
+    """One name for each of some rows of a table, as UTF-8 bytes: what the numpy writer lays out."""
+
+    #: the rows (positions in the table)
+    rows: np.ndarray
+    #: every row's name, one after the other (uint8)
+    data: np.ndarray
+    #: the length in bytes of each row's name
+    lengths: np.ndarray
+
+    @classmethod
+    def of_texts(cls, rows: Sequence[int] | np.ndarray, texts: Sequence[str]) -> NameBytes:
+        """Return the names TEXTS of ROWS as bytes."""
+        blob, lengths = _encoded(texts)
+        return cls(np.asarray(rows, np.int64), np.frombuffer(blob, np.uint8), lengths)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def texts(self) -> list[str]:
+        """Return the names as strings, in the order of `rows`."""
+        return _decoded(self.data.tobytes(), self.lengths)
+
+    def take(self, keep: np.ndarray) -> NameBytes:
+        """Return the names where the boolean array KEEP (one per name) is true."""
+        return NameBytes(self.rows[keep], self.data[np.repeat(keep, self.lengths)], self.lengths[keep])
+
+
 class NameArena:
     """A growing buffer of names; `put` returns where they went, `get` and `equal` read them back."""
 
@@ -62,13 +101,11 @@ class NameArena:
 
     def get(self, starts: np.ndarray, lengths: np.ndarray) -> list[str]:
         """Return the names stored at STARTS, LENGTHS bytes each."""
-        blob = self._bytes[_ranges(starts, lengths)].tobytes()
-        text = blob.decode(*_CODEC)
-        ends = np.cumsum(lengths)
-        if len(text) == len(blob):  # ASCII: cut the text where the bytes were cut
-            return [text[a:b] for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
-        return [blob[a:b].decode(*_CODEC)
-                for a, b in zip((ends - lengths).tolist(), ends.tolist(), strict=True)]
+        return _decoded(self._bytes[_ranges(starts, lengths)].tobytes(), lengths)
+
+    def name_bytes(self, rows: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> NameBytes:
+        """Return the names stored at STARTS (LENGTHS bytes each) as the names of ROWS, in bytes."""
+        return NameBytes(rows, self._bytes[_ranges(starts, lengths)], lengths)
 
     def equal(self, starts: np.ndarray, lengths: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Return, for each name stored at STARTS (LENGTHS bytes), whether it is TEXTS' one."""

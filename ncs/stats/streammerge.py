@@ -37,7 +37,7 @@ from ncs.stats.addressindex import AddressIndex
 from ncs.stats.columns import NO_NAMES, StatsColumns
 from ncs.stats.growing import FAST_GROWTH, GrowingColumns, object_array
 from ncs.stats.merge import merge_tables
-from ncs.stats.namearena import NameArena
+from ncs.stats.namearena import NameArena, NameBytes
 from ncs.stats.nameunion import MAX_NAMES, bounded, insert_ranked
 from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.record import FIELDS, NAMES_KEY
@@ -316,19 +316,32 @@ class StreamingMerge:
         """Return the rows in ascending address order."""
         return self.keys().order()
 
-    def rows(self, rows: np.ndarray, header: Sequence[str] = (), source: str = "") -> StatsColumns:
-        """Return the composite's ROWS (positions, e.g. a slice of `order()`) as a table."""
+    def chunk(self, rows: np.ndarray) -> tuple[StatsColumns, NameBytes]:
+        """Return the composite's ROWS (positions, e.g. a slice of `order()`) as the writer takes them.
+
+        That is (the rows as a table whose names are only those of rows with
+        several names, the rows with one name and that name in bytes): a
+        composite's millions of single names go from the arena to the
+        written text without becoming strings (`ncs.stats.writer.chunk_blocks`).
+        """
         numbers = {key: self._rows.view(key)[rows] for key in _RULES}
         nlen = self._rows.view("nlen")[rows]
-        names: list[Sequence[str]] = [NO_NAMES] * len(rows)
         one = np.flatnonzero(nlen > 0)
-        texts = self._arena.get(self._rows.view("nstart")[rows[one]], nlen[one].astype(np.int64))
-        for i, text in zip(one.tolist(), texts, strict=True):
-            names[i] = (text,)
+        single = self._arena.name_bytes(one, self._rows.view("nstart")[rows[one]],
+                                        nlen[one].astype(np.int64))
+        names: list[Sequence[str]] = [NO_NAMES] * len(rows)
         for i in np.flatnonzero(nlen == _MANY).tolist():
             # a list with repeats may keep names past the cap (see nameunion.bounded)
             names[i] = self._many[int(rows[i])][:self.max_names]
-        return StatsColumns(list(header), self.keys().take(rows), numbers, names, source)
+        return StatsColumns([], self.keys().take(rows), numbers, names), single
+
+    def rows(self, rows: np.ndarray, header: Sequence[str] = (), source: str = "") -> StatsColumns:
+        """Return the composite's ROWS (positions, e.g. a slice of `order()`) as a table."""
+        table, single = self.chunk(rows)
+        for i, text in zip(single.rows.tolist(), single.texts(), strict=True):
+            table.names[i] = (text,)
+        table.header, table.source = list(header), source
+        return table
 
     def table(self, header: Sequence[str] = (), source: str = "") -> StatsColumns:
         """Return the whole composite in ascending address order (a copy: for tests and small merges)."""

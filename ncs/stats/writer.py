@@ -12,6 +12,7 @@ even on the binary value, like C.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -21,6 +22,7 @@ from ncs.files import replace_file
 from ncs.stats import fastwriter
 from ncs.stats.columns import StatsColumns
 from ncs.stats.layout import CLOSING, GLUE, RECORD_OPEN, opening_text, separator
+from ncs.stats.namearena import NameBytes
 from ncs.stats.numbers import BadNumber, check_value
 from ncs.stats.quoting import names_body, perl_quote
 from ncs.stats.record import KEYS, NAMES_KEY, Record
@@ -76,39 +78,50 @@ def record_text(records: Iterable[tuple[str, Record]]) -> Iterator[str]:
         yield "".join(chunk)
 
 
-def chunk_blocks(chunk: StatsColumns) -> bytes | bytearray:
-    """Return the record blocks of a CHUNK of rows (in ascending address order)."""
+def chunk_blocks(chunk: StatsColumns, single: NameBytes | None = None) -> bytes | bytearray:
+    """Return the record blocks of a CHUNK of rows (in ascending address order).
+
+    SINGLE, if given, holds the rows whose one name comes as bytes (their
+    names in CHUNK are empty): how the streaming merge hands its names over.
+    """
     names = chunk.names
     named = {i: ns for i, ns in enumerate(names) if ns} if any(names) else None
-    text = fastwriter.record_blocks(chunk.keys, chunk.numbers, named)
+    text = fastwriter.record_blocks(chunk.keys, chunk.numbers, named, single)
     if text is not None:
         return text
     # A value the numpy layout refuses (negative, not finite, huge): record by record.
+    if single is not None and len(single):
+        names = list(names)
+        for row, name in zip(single.rows.tolist(), single.texts(), strict=True):
+            names[row] = (name,)
+        chunk = dataclasses.replace(chunk, names=names)
     return "".join(record_text((chunk.keys.text(i), chunk.record(i)) for i in range(len(chunk)))).encode()
 
 
-def table_blocks(chunk_of: Callable[[int, int], StatsColumns], rows: int, v6_rows: int = 0,
+def table_blocks(blocks_of: Callable[[int, int], bytes | bytearray], rows: int, v6_rows: int = 0,
                  spool_dir: str | None = None) -> Iterator[bytes | bytearray]:
     """Yield the record blocks of a table of ROWS rows in ascending address order, chunk by chunk.
 
-    CHUNK_OF(start, stop) returns the columns of rows START to STOP; the last
-    V6_ROWS rows are IPv6 (their text costs about three times as much, which
-    balances the halves of a big table written on two cores).  SPOOL_DIR is
-    where the second core's half waits (see ncs.twocore.stream_in_halves).
+    BLOCKS_OF(start, stop) returns the record blocks of rows START to STOP
+    (`chunk_blocks` of them); the last V6_ROWS rows are IPv6 (their text
+    costs about three times as much, which balances the halves of a big
+    table written on two cores).  SPOOL_DIR is where the second core's half
+    waits (see ncs.twocore.stream_in_halves).
     """
     starts = list(range(0, rows, CHUNK_ROWS))
     first_v6 = rows - v6_rows
     cost = np.cumsum([min(CHUNK_ROWS, rows - a) + 2 * max(0, min(a + CHUNK_ROWS, rows) - max(a, first_v6))
                       for a in starts])
     split_at = int(np.searchsorted(cost, cost[-1] / 2)) if starts else None
-    return twocore.stream_in_halves(lambda start: chunk_blocks(chunk_of(start, min(start + CHUNK_ROWS, rows))),
+    return twocore.stream_in_halves(lambda start: blocks_of(start, min(start + CHUNK_ROWS, rows)),
                                     starts, rows, spool_dir, split_at)
 
 
 def column_blocks(columns: StatsColumns) -> Iterator[bytes | bytearray]:
     """Yield the record blocks of a whole table in ascending address order (big tables on two cores)."""
     table = columns.ascending()
-    return table_blocks(table.slice, len(table), int(np.count_nonzero(table.keys.is6)))
+    return table_blocks(lambda start, stop: chunk_blocks(table.slice(start, stop)), len(table),
+                        int(np.count_nonzero(table.keys.is6)))
 
 
 def file_chunks(header: list[str], blocks: Iterable[bytes | bytearray]) -> Iterator[bytes | bytearray]:

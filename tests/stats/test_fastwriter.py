@@ -1,7 +1,8 @@
-"""The numpy writer's address texts: IPv6 laid out by numpy equals inet_ntop's."""
+"""The numpy writer: IPv6 laid out by numpy equals inet_ntop's; names laid out or spliced equal the record writer's."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import struct
 
@@ -10,6 +11,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ncs.stats import fastwriter
+from ncs.stats.columns import NO_NAMES, StatsColumns
+from ncs.stats.namearena import NameBytes
+from ncs.stats.record import Record
+from ncs.stats.writer import chunk_blocks, record_text
 
 
 @settings(max_examples=300, deadline=None)
@@ -28,3 +33,38 @@ def test_ipv6_texts_equal_inet_ntop(groups):
     want = [socket.inet_ntop(socket.AF_INET6, p) for p in packed]
     assert got == want
     assert lengths.tolist() == [len(w) for w in want]
+
+
+# Names of every kind the writer meets: plain ones (laid out in cells), and
+# those it must splice: long, quoted, unprintable (NUL is the hole byte),
+# non-ASCII, a lone surrogate; empty names and lists of several.
+NAME = st.text(max_size=70) | st.sampled_from(
+    ["", "a.example", "x" * (fastwriter.NAME_CELL_BYTES - 3), "x" * (fastwriter.NAME_CELL_BYTES - 2),
+     "it's", "back\\slash", "nul\0", "tab\there", "\x7f", "\u00e9t\u00e9", "\ud800", "~ !"])
+NAME_LISTS = st.lists(st.lists(NAME, max_size=3) | st.lists(NAME, min_size=1, max_size=1),
+                      min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(NAME_LISTS, st.booleans())
+def test_names_laid_out_or_spliced_equal_the_record_writer(lists, huge):
+    """Names given as strings or as bytes (the streaming merge's way) come out as
+    format_record writes them; a chunk the numpy layout refuses (a value past
+    2**62) falls back to format_record with the bytes' names too."""
+    value = 2**62 + 1 if huge else 7
+    items = [(f"10.0.{i // 256}.{i % 256}", Record(B=value, C=i, E=3, L=4, R=5, S=6, T=7, W=8, N=list(ns)))
+             for i, ns in enumerate(lists)]
+    want = "".join(record_text(items)).encode()
+    chunk = StatsColumns.from_records([], items)
+    assert bytes(chunk_blocks(chunk)) == want
+    ones = [i for i, ns in enumerate(lists) if len(ns) == 1]
+    single = NameBytes.of_texts(ones, [lists[i][0] for i in ones])
+    rest = dataclasses.replace(chunk, names=[ns if len(ns) != 1 else NO_NAMES for ns in chunk.names])
+    assert bytes(chunk_blocks(rest, single)) == want
+    if not huge:
+        laid = [i for i in ones if lists[i][0].isascii() and lists[i][0].isprintable()
+                and "'" not in lists[i][0] and "\\" not in lists[i][0]
+                and len(lists[i][0]) + 3 <= fastwriter.NAME_CELL_BYTES]
+        cells, spliced = fastwriter._name_cells(len(lists), single)
+        assert sorted(spliced.rows.tolist()) == sorted(set(ones) - set(laid))
+        assert (cells is None) == (not laid)

@@ -16,6 +16,7 @@ from ncs.stats.merge import merge_tables
 from ncs.stats.nameunion import MAX_NAMES, unite
 from ncs.stats.record import NUMBER_KEYS, Record
 from ncs.stats.streammerge import StreamingMerge
+from ncs.stats.writer import chunk_blocks, column_blocks
 
 # A small pool, so that tables share addresses; the last two are one IPv6
 # address spelled twice (a table may hold both: they are one record).
@@ -70,6 +71,23 @@ def test_values_that_are_not_integers_merge_as_merge_tables_in_table_order(parts
     # the sums are merge_tables' to the last bit.  (A table that spells one
     # address twice adds its own two values first: not the same float sum.)
     assert as_rows(streamed(parts, list(range(len(parts))), MAX_NAMES)) == as_rows(merge_tables(parts))
+
+
+HOSTILE_NAMES = st.lists(st.sampled_from(["a.example", "b.example", "it's", "\x1b[2J", "m\u00fcnchen.example",
+                                          "", "x" * 70, "nul\0", "back\\slash"]), max_size=3)
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=tables(st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, R=INTS, W=INTS, T=INTS, L=INTS,
+                              N=HOSTILE_NAMES)), cap=st.sampled_from([1, 2, MAX_NAMES]))
+def test_the_text_written_from_the_merge_is_merge_tables_text(parts, cap) -> None:
+    """What the composite writer writes (`chunk`: single names as bytes from the
+    arena) is what the writer makes of merge_tables' table, byte for byte."""
+    merge = StreamingMerge(max_names=cap, capacity=2)
+    for rank, part in enumerate(parts):
+        merge.add(part, rank)
+    text = bytes(chunk_blocks(*merge.chunk(merge.order())))
+    assert text == b"".join(column_blocks(merge_tables(parts, max_names=cap)))
 
 
 def test_a_rank_is_merged_once() -> None:
