@@ -1,10 +1,11 @@
-"""Fleet benchmark of ncs-coalesce: the merge path in process, a fleet over real sshd, SSH compression.
+"""Fleet benchmark of ncs-coalesce: the merge path in process, a fleet over real sshd, SSH compression, known_hosts.
 
     .venv/bin/python bench/bench_coalesce.py merge [--hosts 1000] [--records 50000] [--jobs 1]
                                                    [--pool 5000000 | --distinct] [--baseline-hosts N]
     .venv/bin/python bench/bench_coalesce.py fleet [--hosts 300] [--records 10000] [--sshd 6] [--jobs 8]
                                                    [--repeat 3] [--compare-with PYTHON]
     .venv/bin/python bench/bench_coalesce.py compression [--records 50000] [--rates 0,100,10,2]
+    .venv/bin/python bench/bench_coalesce.py known-hosts [--hosts 5000]
 
 merge: HOSTS generated sources (bench/fleetgen.py) go through
 the coalescer's own path in one process: JOBS threads each take a host's
@@ -28,6 +29,10 @@ compression (root): one host of RECORDS records fetched with and without
 SSH compression, directly on loopback and through the delaying relay of
 tests/support/relay.py limited to each of RATES Mbit/s (0: no limit); wall
 time and the coalescer's and sshd's CPU.
+
+known-hosts: CPU to find one host's keys in a known_hosts file of a line
+per host (1,000 and HOSTS lines): paramiko's SSHClient read the whole file
+for every connection; ncs reads it once per run and looks hosts up.
 """
 
 from __future__ import annotations
@@ -367,10 +372,44 @@ def bench_compression(args: argparse.Namespace) -> None:
             factory.teardown()
 
 
+# --------------------------------------------------------------------------
+# known_hosts of a fleet
+
+
+def bench_known_hosts(args: argparse.Namespace) -> None:
+    """CPU to find one host's keys in a known_hosts file of a line per host: paramiko's way, ours."""
+    import subprocess
+
+    import paramiko
+
+    from ncs.coalesce.sshkeys import KnownHostsFile
+
+    with tempfile.TemporaryDirectory(prefix="ncs-bench-known-") as tmp:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{tmp}/k"], check=True)
+        kind, data = Path(f"{tmp}/k.pub").read_text().split()[:2]
+        print(f"{'lines':>7} {'paramiko: load per connection':>30} {'ncs: read once':>15} {'ncs: lookup':>12}")
+        for lines in (1_000, args.hosts):
+            path = f"{tmp}/known_hosts"
+            with open(path, "w") as f:
+                f.writelines(f"[host{i}.example]:22 {kind} {data}\n" for i in range(lines))
+            last = f"[host{lines - 1}.example]:22"
+            started = time.process_time()
+            assert paramiko.HostKeys(path).lookup(last) is not None  # what SSHClient did per host
+            theirs = time.process_time() - started
+            started = time.process_time()
+            known = KnownHostsFile.read(path)
+            read = time.process_time() - started
+            started = time.process_time()
+            for _ in range(100):
+                assert known.lookup(last)
+            lookup = (time.process_time() - started) / 100
+            print(f"{lines:7,} {1e3 * theirs:27,.0f} ms {1e3 * read:12,.0f} ms {1e6 * lookup:9,.0f} us")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("what", choices=("merge", "fleet", "compression", "_merge-child", "_cat-child",
-                                    "_fleet-child"))
+    p.add_argument("what", choices=("merge", "fleet", "compression", "known-hosts", "_merge-child",
+                                    "_cat-child", "_fleet-child"))
     p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     p.add_argument("--hosts", type=int)
     p.add_argument("--records", type=int)
@@ -391,7 +430,8 @@ def main() -> int:
     p.add_argument("--output", help=argparse.SUPPRESS)
     args = p.parse_args()
     defaults = {"merge": (1000, 50_000, 1), "_merge-child": (1000, 50_000, 1),
-                "fleet": (300, 10_000, 8), "compression": (1, 50_000, 1)}
+                "fleet": (300, 10_000, 8), "compression": (1, 50_000, 1),
+                "known-hosts": (5_000, 1, 1)}
     hosts, records, jobs = defaults.get(args.what, (1, 1, 1))
     args.hosts = args.hosts or hosts
     args.records = args.records or records
@@ -400,7 +440,7 @@ def main() -> int:
         args.distinct = True  # a fleet of distinct addresses, unless a pool is asked for
     DATA.mkdir(parents=True, exist_ok=True)
     {"merge": bench_merge, "_merge-child": merge_child, "fleet": bench_fleet,
-     "compression": bench_compression,
+     "compression": bench_compression, "known-hosts": bench_known_hosts,
      "_cat-child": lambda a: cat_child(*a.rest),
      "_fleet-child": lambda a: fleet_child(*a.rest)}[args.what](args)
     return 0

@@ -11,7 +11,6 @@ TCP connection, and checks the host key and logs in.  Every failure is a
 from __future__ import annotations
 
 import errno
-import fcntl
 import getpass
 import os
 import socket
@@ -29,6 +28,7 @@ from paramiko.ssh_exception import (
     SSHException,
 )
 
+from ncs.coalesce import sshkeys
 from ncs.coalesce.inventory import HostSpec
 
 #: Ciphers tried first.  AES-GCM is one AEAD pass (AES-NI and carry-less
@@ -39,10 +39,6 @@ from ncs.coalesce.inventory import HostSpec
 _PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 #: Jump hosts followed at most (a longer chain is taken for a loop).
 MAX_JUMPS = 8
-
-# One lock for every thread that appends to a known_hosts file (accept-new).
-_known_hosts_lock = threading.Lock()
-
 
 class FetchError(Exception):
     """Fetching a host failed; str() is the one-line reason shown in the summary."""
@@ -198,13 +194,7 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
         self.known_hosts = known_hosts
 
     def missing_host_key(self, client, hostname, key) -> None:
-        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-        with _known_hosts_lock:
-            os.makedirs(os.path.dirname(self.known_hosts) or ".", exist_ok=True)
-            with open(self.known_hosts, "a", encoding="ascii") as f:
-                # the thread lock does not cover another ncs-coalesce run adding to the same file
-                fcntl.flock(f, fcntl.LOCK_EX)
-                f.write(line)
+        sshkeys.remember(self.known_hosts, hostname, key)
 
 
 class _AcceptAny(paramiko.MissingHostKeyPolicy):
@@ -214,17 +204,29 @@ class _AcceptAny(paramiko.MissingHostKeyPolicy):
         return None
 
 
+def host_key_name(ep: Endpoint) -> str:
+    """Return how known_hosts names EP's host: "host", or "[host]:port" off port 22 (as paramiko asks)."""
+    return ep.hostname if ep.port == 22 else f"[{ep.hostname}]:{ep.port}"
+
+
 def make_client(spec: HostSpec, ep: Endpoint) -> paramiko.SSHClient:
-    """Return an SSHClient with known_hosts loaded and the policy SPEC asks for."""
+    """Return an SSHClient that knows EP's host keys from known_hosts, with the policy SPEC asks for.
+
+    Only the keys of EP's host are handed over, from known_hosts read once
+    per run (`ncs.coalesce.sshkeys`); paramiko checks them as if it had
+    read the file itself.  Raises FetchError when the file cannot be read.
+    """
     client = paramiko.SSHClient()
     if spec.host_key_check == "off":
         client.set_missing_host_key_policy(_AcceptAny())
         return client
-    if os.path.exists(ep.known_hosts):
-        try:
-            client.load_host_keys(ep.known_hosts)
-        except (OSError, SSHException) as err:
-            raise FetchError(f"cannot read known_hosts {ep.known_hosts}: {err}") from None
+    name = host_key_name(ep)
+    try:
+        known = sshkeys.host_keys(ep.known_hosts, name)
+    except (OSError, SSHException) as err:
+        raise FetchError(f"cannot read known_hosts {ep.known_hosts}: {err}") from None
+    for kind, key in known.items():
+        client.get_host_keys().add(name, kind, key)
     if spec.host_key_check == "accept-new":
         client.set_missing_host_key_policy(_AcceptNew(ep.known_hosts))
     else:
@@ -344,10 +346,16 @@ def _login(client: paramiko.SSHClient, spec: HostSpec, ep: Endpoint, sock, label
     """Open the SSH connection (over SOCK if given) and authenticate; raises FetchError with the reason."""
     where = ep.where
     t = spec.connect_timeout
+    key_files = list(ep.key_files)
+    # the first identity, read once per run; paramiko reads the others (and
+    # this one, when it needs a passphrase) itself, in the same order
+    pkey = sshkeys.identity(key_files[0]) if key_files else None
+    if pkey is not None:
+        key_files = key_files[1:]
     try:
         client.connect(
-            ep.hostname, port=ep.port, username=ep.user, sock=sock,
-            key_filename=list(ep.key_files) or None,
+            ep.hostname, port=ep.port, username=ep.user, sock=sock, pkey=pkey,
+            key_filename=key_files or None,
             look_for_keys=not ep.key_files, allow_agent=spec.ssh_agent,
             timeout=t, banner_timeout=t, auth_timeout=t, channel_timeout=t,
             compress=spec.compression, transport_factory=_make_transport,
