@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
@@ -104,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         built = Composite(inv.max_names)
         allocator.few_arenas()  # before the fetching threads start
         # The collector is paused; the composite collects each host's garbage
-        # as it merges the host (Composite.add), without walking itself each time.
-        with gcpause.paused():
+        # as it merges the host (Composite.add), without walking itself each
+        # time, nor the modules and settings frozen here.
+        with gcpause.paused(freeze=True):
             results = _fetch_everything(inv, built, _progress_wanted(args))
             status = _write_composite(output, built, args)
             gcpause.tidy(full=True)
-        gc.unfreeze()
         _print_summary(args, results)
     finally:
         try:

@@ -8,33 +8,38 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def paused() -> Iterator[None]:
+def paused(freeze: bool = False) -> Iterator[None]:
     """Keep the cyclic collector off inside the block (as it was before, after it).
 
     Building millions of small strings, lists and records triggers the
     collector over and over; each pass walks every one of them and frees
     nothing, because they form no cycles.  Reading or merging a million
-    records takes about half the time with it paused.
+    records takes about half the time with it paused.  FREEZE also moves
+    every object that exists now (the program's modules, its settings) out
+    of the collector's sight for the block, so that no `tidy` walks them.
     """
     was_enabled = gc.isenabled()
     gc.disable()
+    if freeze:
+        gc.freeze()
     try:
         yield
     finally:
+        if freeze:
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
 
 def tidy(full: bool = False) -> None:
-    """Collect the cyclic garbage made since the last tidy, then freeze what survives.
+    """Collect the cyclic garbage made since the last tidy; FULL: all of it since the block began.
 
     For long runs with the collector paused (`paused`) that keep making
-    garbage in cycles (ncs-coalesce: an SSH connection per host): a
-    collection then looks only at the objects made since the last one, not
-    at the millions a big table holds.  FULL first unfreezes everything, so
-    that cycles frozen while still in use are found too.
+    garbage in cycles (ncs-coalesce: an SSH connection per host).  A tidy
+    walks only the objects made since the last one (the young generations);
+    what survives goes to the oldest generation, which only a FULL tidy
+    walks: that finds the cycles that were still in use at an earlier tidy
+    (another host's connection, mid-transfer).  Objects frozen by `paused`
+    are walked by neither.
     """
-    if full:
-        gc.unfreeze()
-    gc.collect()
-    gc.freeze()
+    gc.collect(2 if full else 1)
