@@ -99,16 +99,19 @@ def chunk_blocks(chunk: StatsColumns, single: NameBytes | None = None) -> bytes 
 
 
 def table_blocks(blocks_of: Callable[[int, int], bytes | bytearray], rows: int, v6_rows: int = 0,
-                 spool_dir: str | None = None) -> Iterator[bytes | bytearray]:
+                 spool_dir: str | None = None, two_cores: bool = True) -> Iterator[bytes | bytearray]:
     """Yield the record blocks of a table of ROWS rows in ascending address order, chunk by chunk.
 
     BLOCKS_OF(start, stop) returns the record blocks of rows START to STOP
     (`chunk_blocks` of them); the last V6_ROWS rows are IPv6 (their text
     costs about three times as much, which balances the halves of a big
     table written on two cores).  SPOOL_DIR is where the second core's half
-    waits (see ncs.twocore.stream_in_halves).
+    waits (see ncs.twocore.stream_in_halves).  Without TWO_CORES the table
+    is written in this process only: less CPU in all, more wall time.
     """
     starts = list(range(0, rows, CHUNK_ROWS))
+    if not two_cores:
+        return (blocks_of(start, min(start + CHUNK_ROWS, rows)) for start in starts)
     first_v6 = rows - v6_rows
     cost = np.cumsum([min(CHUNK_ROWS, rows - a) + 2 * max(0, min(a + CHUNK_ROWS, rows) - max(a, first_v6))
                       for a in starts])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import subprocess
@@ -143,3 +144,24 @@ def test_a_written_composite_takes_no_more_hosts(tmp_path: Path):
     with pytest.raises(RuntimeError, match="sealed"):
         built.add(1, "h1", StatsFile([], tables[1]).columns())
     assert as_tuples(read_stats(str(tmp_path / "composite")).records) == expected_merge(tables[:1])
+
+
+def test_the_composite_is_written_by_this_process_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """No forked second core for the composite (it costs CPU a coalescer pays for), even for a
+    table big enough that the agent's and the report's writers would split it."""
+    from ncs import twocore
+    from ncs.stats import writer
+
+    def no_fork() -> int:
+        raise AssertionError("the composite writer forked")
+
+    tables = _tables(6, 3, 60)
+    built = Composite()
+    for rank, table in enumerate(tables):
+        built.add(rank, f"h{rank}", StatsFile([], table).columns())
+    with monkeypatch.context() as m:
+        m.setattr(twocore, "MIN_RECORDS", 1)
+        m.setattr(writer, "CHUNK_ROWS", 16)
+        m.setattr(os, "fork", no_fork)
+        built.write(str(tmp_path / "composite"))
+    assert as_tuples(read_stats(str(tmp_path / "composite")).records) == expected_merge(tables)
