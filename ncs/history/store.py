@@ -38,6 +38,7 @@ from ncs.history.schema import (
 )
 from ncs.locks import FileLock, LockBusy
 from ncs.stats.columns import StatsColumns
+from ncs.stats.errors import StatsFormatError
 from ncs.stats.header import header_number
 from ncs.stats.record import FIELDS, NAMES_KEY
 
@@ -168,35 +169,45 @@ def arrow_columns(table: StatsColumns, source: str) -> pa.Table:
 
 
 class _Slices:
-    """The pieces of a snapshot as Arrow tables of about ROWS rows each, with their addresses' bounds.
+    """The pieces of a snapshot as Arrow streams of about ROWS rows each, converted as DuckDB reads them.
 
-    A slice is held whole (about 100 bytes a row) so that DuckDB scans it in
-    place as often as the append needs, instead of copying it into a
-    temporary table of its own first.  `next` raises what converting or
-    reading a piece raises (HistoryError; StatsFormatError and OSError for
-    pieces read from a file).
+    Each stream's `bounds` are complete once DuckDB has read it.  A piece
+    that `arrow_columns` refuses, or that cannot be read (PIECES read from a
+    file: StatsFormatError, OSError), ends the append: the error is put in
+    REFUSED (and raised), since DuckDB reports only that its scan failed.
     """
 
-    def __init__(self, pieces: Iterable[StatsColumns], source: str, rows: int) -> None:
+    def __init__(self, pieces: Iterable[StatsColumns], source: str, refused: list[Exception],
+                 rows: int) -> None:
         self._pieces = iter(_at_most(pieces, rows))
         self._source = source
+        self._refused = refused
         self._rows = rows
         self.done = False  # every piece was read
 
-    def next(self) -> tuple[pa.Table, _Bounds]:
-        """Return the next slice and the bounds of its addresses."""
+    def next(self) -> tuple[pa.RecordBatchReader, _Bounds]:
+        """Return the next slice's stream and the bounds of its addresses (filled as it is read)."""
         bounds = _Bounds()
-        tables: list[pa.Table] = []
-        held = 0
-        while held < self._rows:
-            piece = next(self._pieces, None)
-            if piece is None:
-                self.done = True
-                break
-            tables.append(arrow_columns(piece, self._source))
-            bounds.take(piece)
-            held += len(piece)
-        return pa.concat_tables(tables) if tables else ARROW_SCHEMA.empty_table(), bounds
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            held = 0
+            while True:
+                try:
+                    piece = next(self._pieces, None)
+                    if piece is None:
+                        break
+                    converted = arrow_columns(piece, self._source)
+                except (HistoryError, StatsFormatError, OSError) as err:
+                    self._refused.append(err)
+                    raise
+                bounds.take(piece)
+                yield from converted.to_batches()
+                held += len(piece)
+                if held >= self._rows:
+                    return
+            self.done = True
+
+        return pa.RecordBatchReader.from_batches(ARROW_SCHEMA, batches()), bounds
 
 
 def _at_most(pieces: Iterable[StatsColumns], rows: int) -> Iterator[StatsColumns]:
@@ -272,16 +283,18 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
     """Append the table given as PIECES (in any order) under HEADER, as `append` does one table.
 
     The pieces are converted and handed to the store a slice at a time, so a
-    composite of millions of addresses is never held twice.  What reading
-    a piece raises (StatsFormatError, OSError) is raised as it is.
+    composite of millions of addresses is never held twice.
     """
     start, now = snapshot_time(header, source)
+    refused: list[Exception] = []
     con.begin()
     try:
-        stored = _append_in_transaction(con, pieces, source, start, now)
+        stored = _append_in_transaction(con, pieces, source, start, now, refused)
         con.commit()
     except BaseException as err:
         con.rollback()
+        if refused:
+            raise refused[0] from None
         if isinstance(err, duckdb.Error):
             raise HistoryError(f"{source}: snapshot not stored: {one_line(err)}") from None
         raise
@@ -289,14 +302,15 @@ def append_pieces(con: duckdb.DuckDBPyConnection, header: Sequence[str], pieces:
 
 
 def _append_in_transaction(con: duckdb.DuckDBPyConnection, pieces: Iterable[StatsColumns], source: str,
-                           start: int, now: int) -> bool:
+                           start: int, now: int, refused: list[Exception] | None = None) -> bool:
     """Insert the snapshot rows (see `append`); return False, inserting nothing, for a known identity.
 
     The rows go in slices of `SLICE_ROWS` addresses: each statement then
     joins a slice with the addresses of the store that fall within the
     slice's bounds, so DuckDB's joins hold a slice's worth whatever the
     snapshot's size (a second snapshot of 3 million addresses ran out of
-    the writer's 256 MB when joined whole).
+    the writer's 256 MB when joined whole).  A refused piece's error goes
+    to REFUSED.
     """
     if scalar(con, "SELECT count(*) FROM taken WHERE source = ? AND start = ? AND time = ?",
               [source, start, now]):
@@ -308,44 +322,47 @@ def _append_in_transaction(con: duckdb.DuckDBPyConnection, pieces: Iterable[Stat
         con, "SELECT id FROM snapshots WHERE source = ? AND start = ? AND level = 'raw' AND time < ? "
         "ORDER BY time DESC LIMIT 1", [source, start, now])
     rows = 0
-    slices = _Slices(pieces, source, SLICE_ROWS)
+    slices = _Slices(pieces, source, [] if refused is None else refused, SLICE_ROWS)
     while not slices.done:
-        arriving, bounds = slices.next()
-        if len(arriving):
-            _append_slice(con, arriving, bounds, snap, -1 if prev is None else prev, now)
-            rows += len(arriving)
+        rows += _append_slice(con, *slices.next(), snap, -1 if prev is None else prev, now)
     con.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, 'raw', ?)",
                 [snap, source, start, now, rows])
     return True
 
 
-def _append_slice(con: duckdb.DuckDBPyConnection, arriving: pa.Table, bounds: _Bounds,
-                  snap: int, prev: int, now: int) -> None:
-    """Insert the rows ARRIVING (their addresses within BOUNDS) into snapshot SNAP.
+def _append_slice(con: duckdb.DuckDBPyConnection, arriving: pa.RecordBatchReader, bounds: _Bounds,
+                  snap: int, prev: int, now: int) -> int:
+    """Insert the rows ARRIVING (their addresses within BOUNDS once read) into snapshot SNAP; return how many.
 
-    DuckDB reads ARRIVING where it is, once per statement.
+    An error leaves the transaction to be rolled back (which drops the
+    temporary table too).
     """
-    con.register("ncs_incoming", arriving)
+    con.register("ncs_arriving", arriving)
     try:
-        near, near_params = bounds.where()
-        _number_addresses(con, now, near, near_params)
-        con.execute(
-            f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})
-            SELECT ?, r.id,
-                   CASE WHEN p."E" = n."E" AND n."B" >= p."B" THEN n."B" - p."B" ELSE n."B" END,
-                   CASE WHEN p."E" = n."E" AND n."C" >= p."C" THEN n."C" - p."C" ELSE n."C" END,
-                   {_field_list("n.")}
-            FROM ncs_incoming n
-            JOIN (SELECT id, is6, hi, lo FROM remotes WHERE {near}) r
-              ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo
-            LEFT JOIN (SELECT addr, "B", "C", "E" FROM counters
-                       WHERE snap = ? AND addr IN (SELECT id FROM remotes WHERE {near})) p ON p.addr = r.id""",
-            [snap, *near_params, prev, *near_params])
+        # read three times below: DuckDB keeps the rows in a temporary table of the transaction
+        con.execute("CREATE TEMP TABLE ncs_incoming AS SELECT * FROM ncs_arriving")
     finally:
-        # after a failed statement the transaction is aborted and this may fail too:
-        # the statement's error is the one to report
+        # After a failed scan the transaction is aborted and this fails too:
+        # the scan's error is the one to report.
         with contextlib.suppress(duckdb.Error):
-            con.unregister("ncs_incoming")
+            con.unregister("ncs_arriving")
+    near, near_params = bounds.where()
+    _number_addresses(con, now, near, near_params)
+    con.execute(
+        f"""INSERT INTO counters (snap, addr, bytes, packets, {_field_list()})
+        SELECT ?, r.id,
+               CASE WHEN p."E" = n."E" AND n."B" >= p."B" THEN n."B" - p."B" ELSE n."B" END,
+               CASE WHEN p."E" = n."E" AND n."C" >= p."C" THEN n."C" - p."C" ELSE n."C" END,
+               {_field_list("n.")}
+        FROM ncs_incoming n
+        JOIN (SELECT id, is6, hi, lo FROM remotes WHERE {near}) r
+          ON n.is6 = r.is6 AND n.hi = r.hi AND n.lo = r.lo
+        LEFT JOIN (SELECT addr, "B", "C", "E" FROM counters
+                   WHERE snap = ? AND addr IN (SELECT id FROM remotes WHERE {near})) p ON p.addr = r.id""",
+        [snap, *near_params, prev, *near_params])
+    rows = scalar(con, "SELECT count(*) FROM ncs_incoming")
+    con.execute("DROP TABLE ncs_incoming")
+    return rows
 
 
 def _number_addresses(con: duckdb.DuckDBPyConnection, now: int, near: str, near_params: list[int]) -> None:
