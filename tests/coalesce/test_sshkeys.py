@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import random
 import re
 import subprocess
 import time
@@ -15,8 +16,7 @@ from hypothesis import strategies as st
 
 from ncs.coalesce import sshkeys
 from ncs.coalesce.sshkeys import KnownHostsFile
-from tests.coalesce.fleet import Fleet
-from tests.coalesce.test_fetch import _host_files
+from tests.coalesce.fleet import Fleet, make_records, write_stats
 
 
 def _public_keys(directory: Path) -> list[paramiko.PKey]:
@@ -130,9 +130,10 @@ def test_an_identity_is_read_once_and_a_protected_one_is_left_to_paramiko(tmp_pa
 def test_hashed_known_hosts_let_the_coalescer_in_and_still_refuse_a_changed_key(fleet: Fleet, tmp_path: Path):
     """known_hosts hashed by ssh-keygen -H, with a real sshd: the host is found;
     after its entry is swapped for another key, the host is refused."""
-    _, paths = _host_files(tmp_path, 1, seed=7)
+    records = make_records(random.Random(7), 20, 1_700_000_000, ["a.example", "b.example"])
+    path = write_stats(tmp_path / "host.stats", records, 1_700_000_000)
     server = fleet.server()
-    fleet.serve_file("hashed", paths[0], server, host_key_check="strict")
+    fleet.serve_file("hashed", path, server, host_key_check="strict")
     subprocess.run(["ssh-keygen", "-q", "-H", "-f", str(fleet.known_hosts)], check=True, capture_output=True)
     assert "|1|" in fleet.known_hosts.read_text()
     run = fleet.run()
