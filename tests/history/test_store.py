@@ -301,3 +301,16 @@ def test_a_snapshot_that_cannot_be_read_to_its_end_is_named_and_not_stored(tmp_p
     with opened(store) as con:
         assert con.execute("SELECT count(*) FROM snapshots").fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM counters").fetchone() == (0,)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lists=st.lists(st.lists(st.sampled_from(["a.example", "b.example", "m\u00fcnchen.example", "it's", ""]),
+                               max_size=3), min_size=1, max_size=40))
+def test_the_names_stored_are_the_tables(tmp_path_factory, lists):
+    """Every address's names, none, one or several, come back from the store as the table had them."""
+    records = {f"198.51.100.{i}": record(10 + i, 1, T0, T0, names) for i, names in enumerate(lists)}
+    path = tmp_path_factory.mktemp("h") / "h.duckdb"
+    add_snapshot(str(path), snapshot(T0, T0 + 100, records), "web")
+    with opened(str(path)) as con:
+        rows = con.execute('SELECT r.lo, c."N" FROM counters c JOIN remotes r ON c.addr = r.id').fetchall()
+    assert {lo & 255: names for lo, names in rows} == {i: names for i, names in enumerate(lists)}
