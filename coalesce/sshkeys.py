@@ -18,10 +18,15 @@ import fcntl
 import hmac
 import os
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 import paramiko
 from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+from paramiko.pkey import UnknownKeyType
 from paramiko.ssh_exception import SSHException
+
+T = TypeVar("T")
 
 # The files' parsed contents, by path, each with the stat() stamp it was read at.
 _lock = threading.Lock()
@@ -29,33 +34,38 @@ _identities: dict[str, tuple[tuple, paramiko.PKey | None]] = {}
 _known_hosts: dict[str, tuple[tuple, KnownHostsFile]] = {}
 
 
-def _stamp(path: str) -> tuple:
-    """Return what tells a file's versions apart (raises OSError)."""
-    st = os.stat(path)
+def _stamp(st: os.stat_result) -> tuple:
+    """Return what tells a file's versions apart, from its stat()."""
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _load_identity(path: str) -> paramiko.PKey | None:
-    """Return the private key at PATH as paramiko's SSHClient would load it, or None.
+def _cached(cache: dict[str, tuple[tuple, T]], path: str, load: Callable[[str], T]) -> T:
+    """Return LOAD(PATH), loaded again only when the file at PATH changed since CACHE got it.
 
-    The key types are tried in paramiko's order, and a certificate beside
-    the key (PATH-cert.pub) is attached.  None for a key paramiko cannot
-    load without help (protected by a passphrase, or an unknown type):
-    SSHClient then reads it itself, and says why it cannot.
+    Raises OSError when PATH cannot be stat()ed.
     """
-    for kind in (paramiko.RSAKey, paramiko.ECDSAKey, paramiko.Ed25519Key):
-        try:
-            key = kind.from_private_key_file(path)
-        except (SSHException, OSError, ValueError):
-            continue
-        cert = path + "-cert.pub"
-        if os.path.isfile(cert):
-            try:
-                key.load_certificate(cert)
-            except (SSHException, OSError, ValueError):
-                return None
-        return key
-    return None
+    stamp = _stamp(os.stat(path))
+    with _lock:
+        cached = cache.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+    value = load(path)
+    with _lock:
+        cache[path] = (stamp, value)
+    return value
+
+
+def _load_identity(path: str) -> paramiko.PKey | None:
+    """Return the private key at PATH (and its PATH-cert.pub, if any) as paramiko loads it, or None.
+
+    None for a key paramiko cannot load without help (protected by a
+    passphrase, or of an unknown type): SSHClient then reads it itself,
+    and says why it cannot.
+    """
+    try:
+        return paramiko.PKey.from_path(path)
+    except (SSHException, UnknownKeyType, OSError, ValueError, TypeError):
+        return None
 
 
 def identity(path: str) -> paramiko.PKey | None:
@@ -64,17 +74,9 @@ def identity(path: str) -> paramiko.PKey | None:
     None means: let paramiko read PATH itself (see `_load_identity`).
     """
     try:
-        stamp = _stamp(path)
+        return _cached(_identities, path, _load_identity)
     except OSError:
         return None
-    with _lock:
-        cached = _identities.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    key = _load_identity(path)
-    with _lock:
-        _identities[path] = (stamp, key)
-    return key
 
 
 class KnownHostsFile:
@@ -145,17 +147,9 @@ class KnownHostsFile:
 def _parsed_known_hosts(path: str) -> KnownHostsFile:
     """Return the known_hosts file PATH parsed (read again only if it changed); raises OSError."""
     try:
-        stamp = _stamp(path)
+        return _cached(_known_hosts, path, KnownHostsFile.read)
     except FileNotFoundError:
         return KnownHostsFile()
-    with _lock:
-        cached = _known_hosts.get(path)
-        if cached is not None and cached[0] == stamp:
-            return cached[1]
-    keys = KnownHostsFile.read(path)
-    with _lock:
-        _known_hosts[path] = (stamp, keys)
-    return keys
 
 
 def host_keys(path: str, hostname: str) -> dict[str, paramiko.PKey]:
@@ -181,11 +175,11 @@ def remember(path: str, hostname: str, key: paramiko.PKey) -> None:
         with open(path, "a", encoding="ascii") as f:
             # the thread lock does not cover another ncs-coalesce run adding to the same file
             fcntl.flock(f, fcntl.LOCK_EX)
-            before = os.fstat(f.fileno())
+            before = _stamp(os.fstat(f.fileno()))
             f.write(line)
             f.flush()
-            after = os.fstat(f.fileno())
+            after = _stamp(os.fstat(f.fileno()))
         cached = _known_hosts.get(path)
-        if cached is not None and cached[0] == (before.st_ino, before.st_size, before.st_mtime_ns):
+        if cached is not None and cached[0] == before:
             cached[1].add([hostname], key)
-            _known_hosts[path] = ((after.st_ino, after.st_size, after.st_mtime_ns), cached[1])
+            _known_hosts[path] = (after, cached[1])
