@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import random
 import re
 import shutil
 import subprocess
 import time
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ncs import __version__
+from ncs.stats import writer
 from ncs.stats.addresses import address_key, key_text
 from ncs.stats.columns import StatsColumns
 from ncs.stats.header import Header, header_lines
@@ -455,3 +458,27 @@ def test_values_no_reader_accepts_are_not_written(value, reason: str) -> None:
     for variant in (text, text + "# end\n"):
         rec = parse_stats(variant).records["10.0.0.1"]
         assert (rec.W, rec.R) == (MAX_VALUE, 99999999999999983616)
+
+
+def test_a_chunk_of_the_widest_rows_is_written_in_little_memory() -> None:
+    """The numpy writer's working memory for one chunk stays far below glibc's
+    32 MiB bound for reusing freed memory, so chunks do not map fresh pages.
+
+    Rows as wide as the layout makes them: IPv6 addresses with no zero group,
+    18-digit numbers, one name of the longest laid-out length.
+    """
+    rng = random.Random(7)
+    records = {}
+    while len(records) < writer.CHUNK_ROWS:
+        address = str(ipaddress.IPv6Address(0x20010DB8 << 96 | rng.getrandbits(96) | 0x1000100010001))
+        big = rng.randrange(10**17, 10**18)
+        records[address] = Record(B=big, C=big, E=big, S=big, R=big, W=big, T=big, N=["n" * 61])
+    table = StatsColumns.from_records([], sorted_records(records))
+    tracemalloc.start()
+    try:
+        text = writer.chunk_blocks(table)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(text) > 300 * writer.CHUNK_ROWS  # the widest rows indeed
+    assert peak < 16 << 20, f"{peak / 2**20:.1f} MiB to write {writer.CHUNK_ROWS} rows"
