@@ -15,12 +15,6 @@ import sys
 import time
 from dataclasses import dataclass
 
-# The agent does no linear algebra.  Left alone, importing numpy starts one
-# OpenBLAS thread per core, which took 0.1 s of start-up here (a tenth of a
-# replay of a million packets) and leaves idle threads beside the capture.
-# The agent's modules are first imported from here; a value set by the user wins.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
 import numpy as np
 
 from ncs.agent.capture import BATCH, TIMEOUT_MS, Capture, CaptureDamaged, CaptureError, Frames

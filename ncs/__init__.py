@@ -10,4 +10,12 @@ The distribution installs everything under this one name:
 See docs/architecture.md for what each package owns and may import.
 """
 
+import os
+
 __version__ = "1.0.0"
+
+# ncs does no linear algebra.  Left alone, importing numpy starts an OpenBLAS
+# thread per core, which spin for a while: 0.1 s of CPU per run here (a
+# report served by CGI, each ncs-coalesce run, the agent's start).  Every
+# program imports this package before numpy; a value the user set wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

@@ -7,6 +7,9 @@ top of a module or inside a function, read from the source (nothing is run).
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -142,3 +145,21 @@ def test_programs_import_one_way(importer: str, imported: str) -> None:
         if within(module, importer):
             wrong = sorted(t for t in targets if within(t, imported))
             assert wrong == [], f"{module} imports {wrong}"
+
+
+@pytest.mark.parametrize("program", [*(f"{p}.cli" for p in PROGRAMS), "ncs.agent.runner"])
+def test_numpy_starts_no_openblas_threads(program: str) -> None:
+    """Each program imports numpy without OpenBLAS's worker threads (ncs does no linear
+    algebra, and their start-up costs 0.1 s of CPU a run); a value the user set wins."""
+    script = f"import os, {program}, numpy; print(len(os.listdir('/proc/self/task')))"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+
+    def threads(setting: str | None) -> int:
+        chosen = env if setting is None else {**env, "OPENBLAS_NUM_THREADS": setting}
+        done = subprocess.run([sys.executable, "-c", script], env=chosen, capture_output=True,
+                              text=True, check=True, cwd=REPO)
+        return int(done.stdout)
+
+    one = threads("1")
+    assert threads(None) == one
+    assert threads("2") > one, "this numpy starts no OpenBLAS threads: the check above proves nothing"
