@@ -45,6 +45,12 @@ from ncs.stats.record import FIELDS, NAMES_KEY
 
 #: DuckDB's memory bound for a writer's connection.
 WRITER_MEMORY = "256MB"
+#: DuckDB's worker threads for a writer's connection.  An append is a chain
+#: of joins on one slice at a time, which a second thread hardly shortens:
+#: appending the fleet benchmark's composite (3 million addresses) took
+#: 8.9-10.7 s of CPU on one thread against 11.3-12.9 s on two, in the same
+#: 8.9-10.8 s of wall time (alternating runs).  Readers keep DuckDB's default.
+WRITER_THREADS = 1
 #: Addresses a snapshot is appended by at a time (see `_append_in_transaction`).
 SLICE_ROWS = 250_000
 #: How long a writer or reader waits for another one by default, in seconds.
@@ -105,7 +111,11 @@ def _connect(path: str, write: bool) -> duckdb.DuckDBPyConnection:
         # A writer is ncs-coalesce or an agent's dump child: bounded, spilling
         # beside the store past the bound, rather than DuckDB's default of
         # most of the machine's memory on top of a fleet's composite.
-        config = {"memory_limit": WRITER_MEMORY, "preserve_insertion_order": False} if write else {}
+        # One thread: see WRITER_THREADS.
+        config: dict[str, str | int | bool] = {}
+        if write:
+            config = {"memory_limit": WRITER_MEMORY, "threads": WRITER_THREADS,
+                      "preserve_insertion_order": False}
         con = duckdb.connect(path, read_only=not write, config=config)
     except duckdb.Error as err:
         raise HistoryError(f"{path}: cannot open: {one_line(err)}") from None

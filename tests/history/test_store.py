@@ -314,3 +314,17 @@ def test_the_names_stored_are_the_tables(tmp_path_factory, lists):
     with opened(str(path)) as con:
         rows = con.execute('SELECT r.lo, c."N" FROM counters c JOIN remotes r ON c.addr = r.id').fetchall()
     assert {lo & 255: names for lo, names in rows} == {i: names for i, names in enumerate(lists)}
+
+
+def test_a_writer_appends_on_one_thread_and_readers_use_the_machine(tmp_path: Path):
+    # A writer's joins gain almost no wall time from a second thread and cost
+    # a fifth more CPU (store_module.WRITER_THREADS); a report's queries may
+    # use every core.
+    store = str(tmp_path / "h.duckdb")
+    assert add_snapshot(store, _numbered(1000, 5, T0 + 60), "one") is True
+    with opened(store, write=True) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == (1,)
+    default = duckdb.connect(":memory:").execute("SELECT current_setting('threads')").fetchone()
+    assert default != (1,), "DuckDB uses one thread here anyway: the check below proves nothing"
+    with opened(store) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchone() == default
