@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from ncs.history.keep import parse_keep  # noqa: E402
 from ncs.history.retention import apply_keep  # noqa: E402
-from ncs.history.store import add_snapshot, opened  # noqa: E402
+from ncs.history.store import WRITER_THREADS, add_snapshot, opened  # noqa: E402
 from ncs.report.history_build import build_history  # noqa: E402
 from ncs.report.history_json import write_history_json  # noqa: E402
 from ncs.report.history_table import render_history_table  # noqa: E402
@@ -208,7 +208,7 @@ def main() -> None:
     p.add_argument("--keep-store", action="store_true")
     args = p.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
-    print(f"cpus {os.cpu_count()}, duckdb threads default")
+    print(f"cpus {os.cpu_count()}, duckdb threads: {WRITER_THREADS} appending, default querying")
     bench_append(args.addresses)
     bench_store(args.store_addresses, args.days, args.keep_store)
 
