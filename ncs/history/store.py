@@ -48,8 +48,9 @@ WRITER_MEMORY = "256MB"
 #: DuckDB's worker threads for a writer's connection.  An append is a chain
 #: of joins on one slice at a time, which a second thread hardly shortens:
 #: appending the fleet benchmark's composite (3 million addresses) took
-#: 8.9-10.7 s of CPU on one thread against 11.3-12.9 s on two, in the same
-#: 8.9-10.8 s of wall time (alternating runs).  Readers keep DuckDB's default.
+#: 7.7-10.9 s of CPU and 7.8-11.0 s of wall time on one thread, 10.4-12.2 s
+#: of CPU and 8.3-9.9 s of wall time on two (alternating runs, load 1).
+#: Readers keep DuckDB's default of a thread per core.
 WRITER_THREADS = 1
 #: Addresses a snapshot is appended by at a time (see `_append_in_transaction`).
 SLICE_ROWS = 250_000
@@ -110,8 +111,8 @@ def _connect(path: str, write: bool) -> duckdb.DuckDBPyConnection:
     try:
         # A writer is ncs-coalesce or an agent's dump child: bounded, spilling
         # beside the store past the bound, rather than DuckDB's default of
-        # most of the machine's memory on top of a fleet's composite.
-        # One thread: see WRITER_THREADS.
+        # most of the machine's memory on top of a fleet's composite; and on
+        # one thread (WRITER_THREADS).
         config: dict[str, str | int | bool] = {}
         if write:
             config = {"memory_limit": WRITER_MEMORY, "threads": WRITER_THREADS,
