@@ -113,10 +113,8 @@ def _connect(path: str, write: bool) -> duckdb.DuckDBPyConnection:
         # beside the store past the bound, rather than DuckDB's default of
         # most of the machine's memory on top of a fleet's composite; and on
         # one thread (WRITER_THREADS).
-        config: dict[str, str | int | bool] = {}
-        if write:
-            config = {"memory_limit": WRITER_MEMORY, "threads": WRITER_THREADS,
-                      "preserve_insertion_order": False}
+        config = {"memory_limit": WRITER_MEMORY, "threads": WRITER_THREADS,
+                  "preserve_insertion_order": False} if write else {}
         con = duckdb.connect(path, read_only=not write, config=config)
     except duckdb.Error as err:
         raise HistoryError(f"{path}: cannot open: {one_line(err)}") from None
