@@ -16,7 +16,7 @@ from ncs.coalesce.composite import Composite
 from ncs.coalesce.history import add_history_options, append_composite
 from ncs.coalesce.inventory import HostSpec, Inventory, InventoryError, load_inventory
 from ncs.coalesce.localagent import fetch_local
-from ncs.coalesce.sshfetch import FetchResult, fetch_all
+from ncs.coalesce.sshfetch import READING, FetchResult, fetch_all
 from ncs.files import is_fresh
 from ncs.locks import FileLock, LockBusy
 from ncs.stats.quoting import safe_text
@@ -143,7 +143,8 @@ def _fetch_everything(inv: Inventory, built: Composite, progress: bool) -> list[
 
         def fetch_local_agent() -> None:
             result = fetch_local(local)
-            merged(result)
+            with READING:  # one merge at a time, as the fetching threads do
+                merged(result)
             local_result.append(result.without_stats())
 
         local_thread = threading.Thread(target=fetch_local_agent, name="ncs-local", daemon=True)

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from ncs.coalesce import sshfetch
+from ncs.coalesce.composite import Composite
 from ncs.coalesce.inventory import load_inventory
-from ncs.coalesce.sshfetch import fetch_all
+from ncs.coalesce.sshfetch import FetchResult, fetch_all
+from ncs.stats.streamread import StatsStream
 from tests.coalesce.fleet import (
     Fleet,
     as_tuples,
@@ -81,3 +87,70 @@ def test_bound_holds_and_time_scales(fleet: Fleet, tmp_path: Path):
     # Fetched one after the other this would take HOSTS x one_host (about 8x more).
     assert total <= rounds * one_host * 2 + 2.0, (total, one_host)
     assert as_tuples(merge_records([as_file(r.stats).records for r in results])) == expected_merge(tables)
+
+
+class _Overlap:
+    """Counts the threads inside a watched section at once; each stays a moment (letting go of the GIL)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self.inside = 0
+        self.most = 0
+        self.entries = 0
+
+    def __enter__(self) -> None:
+        with self._guard:
+            self.inside += 1
+            self.entries += 1
+            self.most = max(self.most, self.inside)
+        time.sleep(0.1)  # long enough for another host's bytes to arrive and be let in, were nothing holding it off
+
+    def __exit__(self, *exc) -> None:
+        with self._guard:
+            self.inside -= 1
+
+
+def test_hosts_are_read_and_merged_one_thread_at_a_time(fleet: Fleet, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch):
+    """Reading arrived bytes and merging tables never run in two fetching threads at once,
+    while the waits (remote command, transfer) still overlap."""
+    rng = random.Random(11)
+    servers = [fleet.server() for _ in range(3)]
+    tables = []
+    for i in range(6):
+        table = make_records(rng, 120, START, ["a.example", "b.example"], prefix=f"10.{i}.0.")
+        tables.append(table)
+        path = write_stats(tmp_path / f"h{i}.stats", table, START)
+        fleet.add(f"h{i:02d}", servers[i % 3], command=f"sleep {SLEEP}; cat {path}")
+    hosts = load_inventory(str(fleet.write_inventory(jobs=6))).hosts
+    overlap = _Overlap()
+
+    class WatchedStream(StatsStream):  # the real reader, entered through the counter
+        def feed(self, data: bytes) -> None:
+            with overlap:
+                super().feed(data)
+
+        def finish(self, allow_empty: bool = True):
+            with overlap:
+                return super().finish(allow_empty=allow_empty)
+
+    monkeypatch.setattr(sshfetch, "StatsStream", WatchedStream)
+    built = Composite()
+    rank = {spec.name: i for i, spec in enumerate(hosts)}
+
+    def merged(result: FetchResult) -> None:
+        assert result.stats is not None, result.reason
+        with overlap:
+            built.add(rank[result.name], result.name, result.stats)
+
+    started = time.monotonic()
+    results = fetch_all(hosts, jobs=6, on_done=merged)
+    took = time.monotonic() - started
+    assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
+    assert overlap.entries >= 3 * len(hosts)  # every host fed, finished and merged
+    assert overlap.most == 1, f"{overlap.most} fetching threads read or merged at once"
+    # one after the other, the six remote commands alone would take 3.6 s; the
+    # watched sections add 0.1 s each (three a host), one at a time
+    assert took < len(hosts) * SLEEP - 0.6 + 3 * len(hosts) * 0.1, f"the waits did not overlap: {took:.1f} s"
+    merged_records = as_file(built.merge.rows(built.merge.order())).records
+    assert as_tuples(merged_records) == expected_merge(tables)
