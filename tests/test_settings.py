@@ -65,7 +65,7 @@ def test_every_key_knows_its_line_at_every_depth(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("text", "message"), [
     ("a: 1\nb: 2\na: 3\n", "{path}:3: key 'a' given twice"),
     ("hosts:\n  web1:\n    port: 1\n    port: 2\n", "{path}:4: key 'port' given twice"),
-    ("a: [1\n", "{path}:2: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+    ("a: [1\n", "{path}:2: invalid YAML: did not find expected ',' or ']'"),
     ("- a\n- b\n", "{path}: expected a mapping of keys to values"),
     ("? [a]\n: 1\n", "{path}:1: key ['a'] is not a name"),
 ])

@@ -92,7 +92,7 @@ BAD_CONFIGS = [
     ("unknown-key", "colour: blue\n", True, "config: {f}:4: unknown key 'colour'"),
     ("twice", "snaplen: 100\nsnaplen: 200\n", True, "config: {f}:5: key 'snaplen' given twice"),
     ("yaml-syntax", "allowed: [127.0.0.1\n", True,
-     "config: {f}:5: invalid YAML: expected ',' or ']', but got '<stream end>'"),
+     "config: {f}:5: invalid YAML: did not find expected ',' or ']'"),
     ("not-mapping", "- a\n- b\n", None, "config: {f}: expected a mapping of keys to values"),
     ("history-keep", "history_keep: raw=2x\n", True,
      "config: {f}:4: invalid history_keep 'raw=2x': '2x' is not a span of time (a number with s, m, h, d, w or y)"),
