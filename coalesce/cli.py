@@ -105,11 +105,15 @@ def main(argv: list[str] | None = None) -> int:
         # The collector is paused; the composite collects each host's garbage
         # as it merges the host (Composite.add), without walking itself each
         # time, nor the modules and settings frozen here.
+        started = time.monotonic()
         with gcpause.paused(freeze=True):
             results = _fetch_everything(inv, built, _progress_wanted(args))
             status = _write_composite(output, built, args)
             gcpause.tidy(full=True)
         _print_summary(args, results)
+        # the merge is released once, and only once, the composite is written
+        _print_totals(args, results, built.addresses if built.merge is None else None,
+                      time.monotonic() - started)
     finally:
         try:
             lock.write("")  # no live holder any more
@@ -280,6 +284,22 @@ def _report_main() -> Callable[[list[str]], int] | None:
     except ImportError:
         return None
     return report_main
+
+
+def _print_totals(args: argparse.Namespace, results: list[FetchResult], addresses: int | None,
+                  seconds: float) -> None:
+    """Print the run's one-line totals on stderr (not with --quiet when every host was merged).
+
+    ADDRESSES: the composite's, or None when no composite was written.  A
+    fleet's summary has a line per host; this is the line to read first.
+    """
+    failed = sum(not r.ok for r in results)
+    if args.quiet and not failed:
+        return
+    records = sum(r.records for r in results if r.ok)
+    merged = f"merged into {addresses:,} addresses" if addresses is not None else "no composite written"
+    print(f"ncs-coalesce: {len(results):,} hosts, {len(results) - failed:,} ok, {failed:,} failed; "
+          f"{records:,} records {merged} in {seconds:.1f} s", file=sys.stderr)
 
 
 def _progress_wanted(args: argparse.Namespace) -> bool:

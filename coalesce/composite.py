@@ -113,9 +113,15 @@ class Composite:
             full = self._hosts % self.TIDY_FULL_EVERY == 0
         gcpause.tidy(full)
 
+    @property
+    def addresses(self) -> int:
+        """Return how many addresses the composite holds (also once released)."""
+        return self._released[0] if self.merge is None else len(self.merge)
+
     def header(self, now: int | None = None) -> list[str]:
         """Return the composite's header lines (see `composite_header`)."""
-        users, capped = self._released if self.merge is None else (len(self.merge), self.merge.capped)
+        capped = self._released[1] if self.merge is None else self.merge.capped
+        users = self.addresses
         return composite_header(self.sources, self.failures, users, now, capped=capped,
                                 max_names=self._max_names)
 

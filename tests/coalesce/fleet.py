@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pty
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,6 +187,21 @@ class Run:
             if len(parts) >= 4 and parts[1] in ("ok", "failed"):
                 rows[parts[0]] = parts
         return rows
+
+
+    def totals(self) -> tuple[int, int, int, int, int | None] | None:
+        """Parse the totals line: (hosts, ok, failed, records, addresses or None); None without one."""
+        found = _TOTALS.findall(self.stderr)
+        assert len(found) <= 1, f"more than one totals line: {found}"
+        if not found:
+            return None
+        *counts, addresses = found[0]
+        hosts, ok, failed, records = (int(c.replace(",", "")) for c in counts)
+        return hosts, ok, failed, records, int(addresses.replace(",", "")) if addresses else None
+
+
+_TOTALS = re.compile(r"^ncs-coalesce: ([\d,]+) hosts, ([\d,]+) ok, ([\d,]+) failed; ([\d,]+) records "
+                     r"(?:merged into ([\d,]+) addresses|no composite written) in [\d.]+ s$", re.M)
 
 
 def run_coalesce(*args: str, timeout: float = 120) -> Run:

@@ -44,6 +44,7 @@ def _check(fleet: Fleet, tables, reason: str, *args: str, max_seconds: float | N
     composite = read_stats(str(fleet.composite))
     assert as_tuples(composite.records) == expected_merge(tables)
     assert composite.header_value("composite") == "2 sources ok, 1 failed"
+    assert run.totals() == (3, 2, 1, sum(map(len, tables)), len(composite.records))
     failed = [line for line in composite.header if line.startswith("source:\tbad\tfailed\t")]
     assert len(failed) == 1 and reason in failed[0]
     assert not before
@@ -140,4 +141,5 @@ def test_nothing_fetched_leaves_the_old_composite(fleet: Fleet, tmp_path: Path):
     run = fleet.run()
     assert run.returncode == 1
     assert "no host delivered stats" in run.stderr
+    assert run.totals() == (1, 0, 1, 0, None)
     assert fleet.composite.read_text() == "previous\n"

@@ -51,6 +51,9 @@ def test_three_hosts_are_fetched_and_merged(fleet: Fleet, tmp_path: Path):
     assert composite.header_number("bytes") == 100 + 101 + 102
     summary = run.summary()
     assert [summary[f"host{i}"][1:3] for i in range(3)] == [["ok", "40"]] * 3
+    assert run.totals() == (3, 3, 0, 120, len(composite.records))
+    quiet = fleet.run("-q", "--force")
+    assert quiet.returncode == 0 and quiet.totals() is None and not quiet.summary(), quiet.stderr
 
 
 LEGACY_TEXT = """
