@@ -298,8 +298,10 @@ def _print_totals(args: argparse.Namespace, results: list[FetchResult], addresse
         return
     records = sum(r.records for r in results if r.ok)
     merged = f"merged into {addresses:,} addresses" if addresses is not None else "no composite written"
-    print(f"ncs-coalesce: {len(results):,} hosts, {len(results) - failed:,} ok, {failed:,} failed; "
-          f"{records:,} records {merged} in {seconds:.1f} s", file=sys.stderr)
+    # unprefixed, as the per-host lines: "ncs-coalesce: ..." lines are the run's messages
+    hosts = f"{len(results):,} host{'' if len(results) == 1 else 's'}"
+    print(f"{hosts}, {len(results) - failed:,} ok, {failed:,} failed; {records:,} records {merged} "
+          f"in {seconds:.1f} s", file=sys.stderr)
 
 
 def _progress_wanted(args: argparse.Namespace) -> bool:

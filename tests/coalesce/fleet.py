@@ -200,7 +200,7 @@ class Run:
         return hosts, ok, failed, records, int(addresses.replace(",", "")) if addresses else None
 
 
-_TOTALS = re.compile(r"^ncs-coalesce: ([\d,]+) hosts, ([\d,]+) ok, ([\d,]+) failed; ([\d,]+) records "
+_TOTALS = re.compile(r"^([\d,]+) hosts?, ([\d,]+) ok, ([\d,]+) failed; ([\d,]+) records "
                      r"(?:merged into ([\d,]+) addresses|no composite written) in [\d.]+ s$", re.M)
 
 
