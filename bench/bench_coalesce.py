@@ -86,7 +86,7 @@ def merge_child(args: argparse.Namespace) -> None:
 
     def read(host: int):
         data = source(host)
-        stream = StatsStream(f"h{host}:stdout", keep_texts=False)
+        stream = StatsStream.for_merge(f"h{host}:stdout")
         for at in range(0, len(data), FEED):
             stream.feed(data[at:at + FEED])
         del data

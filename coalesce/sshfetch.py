@@ -204,7 +204,7 @@ def fetch_stats(spec: HostSpec, on_connected: Callable[[], None] | None = None,
     """
     ep = resolve_endpoint(spec)
     what = spec.fetch or "stdout"
-    output = HostOutput(StatsStream(f"{spec.name}:{what}", keep_texts=False), spec.max_size)
+    output = HostOutput(StatsStream.for_merge(f"{spec.name}:{what}"), spec.max_size)
     stage = "connecting"
     with Watchdog(spec.timeout) as dog:
         try:

@@ -8,7 +8,8 @@ time, as one 64-bit word per gather (`_Words`): each line's fixed text
 before and after its value is one masked word compare, a number's digits
 are one or two words combined by multiplications, and an address is a
 window of words.  The names bodies are gathered into one text and decoded
-once.  It returns None for anything it does not read exactly as
+once; for a merge, a piece whose named rows have one plain name each keeps
+those names as the bytes they are (`PackedNames`).  It returns None for anything it does not read exactly as
 `ncs.stats.reader.parse_stats` would (a negative or huge number, a name
 list of another shape, an address that is not one, a repeated address):
 the caller then hands that piece to `parse_stats`.  Hypothesis properties
@@ -29,6 +30,7 @@ from ncs.stats.addresses import AddressKeys, ntop6_texts, pack_addresses
 from ncs.stats.columns import NO_NAMES, StatsColumns
 from ncs.stats.growing import object_array
 from ncs.stats.layout import GLUE, RECORD_OPEN
+from ncs.stats.namearena import PackedNames, pack_names
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import list_names
 from ncs.stats.record import KEYS, NAMES_KEY
@@ -129,13 +131,16 @@ def _address_texts(piece: bytes, first: np.ndarray, stop: np.ndarray) -> list[st
     return [piece[a:b].decode("ascii", "replace") for a, b in zip(first.tolist(), stop.tolist(), strict=True)]
 
 
-def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True) -> StatsColumns | None:
+def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True,
+                packed_names: bool = False) -> StatsColumns | None:
     """Return the table of PIECE, complete canonical record blocks (UTF-8), or None.
 
     None: the piece is not exactly the canonical layout, or holds a value the
     reader reads otherwise (see the module docstring).  Without KEEP_TEXTS
     the addresses' texts are kept only when an IPv6 one is spelled otherwise
-    than inet_ntop spells it (an IPv4 address has one spelling).
+    than inet_ntop spells it (an IPv4 address has one spelling).  With
+    PACKED_NAMES a piece whose named rows have one plain name each gets
+    them as bytes (`ncs.stats.namearena.PackedNames`).
     """
     buf = np.frombuffer(piece, np.uint8)
     breaks = np.flatnonzero(buf == _NL)
@@ -161,7 +166,7 @@ def read_blocks(piece: bytes, source: str = "", keep_texts: bool = True) -> Stat
     if numbers is None:
         return None
     names = _names(buf, starts[:, _NAMES_LINE] + len(_PREFIX[_NAMES_LINE]),
-                   ends[:, _NAMES_LINE] - len(_SUFFIX[_NAMES_LINE]))
+                   ends[:, _NAMES_LINE] - len(_SUFFIX[_NAMES_LINE]), packed_names)
     if names is None:
         return None
     return _with_keys(piece, words, starts[:, 0] + len(_PREFIX[0]), address_end, numbers, names,
@@ -207,8 +212,11 @@ def _decimals(words: _Words, stop: np.ndarray, width: np.ndarray) -> np.ndarray 
     return value.view(np.int64)
 
 
-def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray) -> list | None:
-    """Return each record's names from the bodies [FIRST, STOP) of their lists, or None if one is odd."""
+def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray, packed: bool = False) -> list | PackedNames | None:
+    """Return each record's names from the bodies [FIRST, STOP) of their lists, or None if one is odd.
+
+    PACKED: one plain name a named row comes as PackedNames (bytes).
+    """
     named = np.flatnonzero(stop > first)
     if not len(named):
         return [NO_NAMES] * len(first)
@@ -220,6 +228,11 @@ def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray) -> list | None:
     text = decode_stats_bytes(bodies.tobytes())
     # (a backslash the bytes lack may come from decoding: invalid UTF-8 is spelled \x{hh})
     if _one_plain_name_each(bodies, at, length) and "\\" not in text:
+        if packed:  # valid UTF-8 (else a backslash): the bytes are the names' encoding
+            inner = np.ones(len(bodies), bool)
+            for edge in (at, at + length - 3, at + length - 2, at + length - 1):  # ' ' , \n
+                inner[edge] = False
+            return pack_names(len(first), named, bodies[inner], length - 4)
         # the usual case: unquoted and made 1-tuples in C
         lists = list(zip(text[1:-3].split("',\n'")))
     elif _BODIES.fullmatch(text) is None:

@@ -10,11 +10,12 @@ once, as strings or, for the writer, as bytes (`NameBytes`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from ncs.stats.columns import NO_NAMES
 from ncs.stats.growing import FAST_GROWTH
 
 _CODEC = ("utf-8", "surrogatepass")  # any Python string, and back
@@ -78,6 +79,74 @@ class NameBytes:
         """Return the names where the boolean array KEEP (one per name) is true."""
         return NameBytes(self.rows[keep], self.data[np.repeat(keep, self.lengths)], self.lengths[keep])
 
+    @classmethod
+    def concat(cls, parts: Sequence[NameBytes]) -> NameBytes:
+        """Return the names of PARTS one after the other (their rows as they are)."""
+        if len(parts) == 1:
+            return parts[0]
+        return cls(np.concatenate([p.rows for p in parts]), np.concatenate([p.data for p in parts]),
+                   np.concatenate([p.lengths for p in parts]))
+
+
+class PackedNames(Sequence[Sequence[str]]):
+    """A table's names, row by row, where the rows with exactly one name that is not empty hold it in bytes.
+
+    What the stream reader gives a merge (`ncs.stats.streamread.StatsStream.for_merge`):
+    the streaming merge stores and compares those bytes as they are, and
+    no string is made for them.  Anything else that reads the rows gets
+    them as the reader's tuples of strings, made once, on first use.
+    """
+
+    def __init__(self, rest: list[Sequence[str]], single: NameBytes) -> None:
+        #: every row's names; NO_NAMES at the rows of `single`
+        self.rest = rest
+        #: the rows with one name, and that name (rows ascending)
+        self.single = single
+        self._whole: list[Sequence[str]] | None = None
+
+    def whole(self) -> list[Sequence[str]]:
+        """Return every row's names as tuples of strings (made on the first call)."""
+        if self._whole is None:
+            whole = list(self.rest)
+            for row, text in zip(self.single.rows.tolist(), self.single.texts(), strict=True):
+                whole[row] = (text,)
+            self._whole = whole
+        return self._whole
+
+    def __len__(self) -> int:
+        return len(self.rest)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        return self.whole()[index]
+
+    def __iter__(self) -> Iterator[Sequence[str]]:
+        return iter(self.whole())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedNames):
+            other = other.whole()
+        return self.whole() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __add__(self, other: Sequence[Sequence[str]]) -> list[Sequence[str]]:
+        return self.whole() + list(other)
+
+
+def pack_names(rows: int, named: np.ndarray, data: np.ndarray, lengths: np.ndarray) -> PackedNames:
+    """Return the names of ROWS rows of which those at NAMED (ascending) have one name each.
+
+    DATA: those names' UTF-8 bytes one after the other, LENGTHS bytes each.
+    An empty name cannot be told from none in the arena: it stays a tuple.
+    """
+    rest: list[Sequence[str]] = [NO_NAMES] * rows
+    empty = lengths == 0
+    if empty.any():
+        for row in named[empty].tolist():
+            rest[row] = ("",)
+        named, lengths = named[~empty], lengths[~empty]
+    return PackedNames(rest, NameBytes(named, data, lengths))
+
 
 class NameArena:
     """A growing buffer of names; `put` returns where they went, `get` and `equal` read them back."""
@@ -89,12 +158,19 @@ class NameArena:
     def put(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Append TEXTS; return (the start of each, its length in bytes)."""
         blob, lengths = _encoded(texts)
-        stop = self.used + len(blob)
+        return self._put(np.frombuffer(blob, np.uint8), lengths)
+
+    def put_bytes(self, names: NameBytes) -> tuple[np.ndarray, np.ndarray]:
+        """Append the NAMES given in bytes; return (the start of each, its length in bytes)."""
+        return self._put(names.data, names.lengths)
+
+    def _put(self, data: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        stop = self.used + len(data)
         if stop > len(self._bytes):
             grown = np.empty(max(stop, FAST_GROWTH * len(self._bytes)), np.uint8)
             grown[:self.used] = self._bytes[:self.used]
             self._bytes = grown
-        self._bytes[self.used:stop] = np.frombuffer(blob, np.uint8)
+        self._bytes[self.used:stop] = data
         starts = self.used + np.cumsum(lengths) - lengths
         self.used = stop
         return starts, lengths
@@ -110,13 +186,21 @@ class NameArena:
     def equal(self, starts: np.ndarray, lengths: np.ndarray, texts: Sequence[str]) -> np.ndarray:
         """Return, for each name stored at STARTS (LENGTHS bytes), whether it is TEXTS' one."""
         blob, theirs = _encoded(texts)
+        return self._equal(starts, lengths, np.frombuffer(blob, np.uint8), theirs)
+
+    def equal_bytes(self, starts: np.ndarray, lengths: np.ndarray, names: NameBytes) -> np.ndarray:
+        """Return, for each name stored at STARTS (LENGTHS bytes), whether it is the one of NAMES."""
+        return self._equal(starts, lengths, names.data, names.lengths)
+
+    def _equal(self, starts: np.ndarray, lengths: np.ndarray, data: np.ndarray,
+               theirs: np.ndarray) -> np.ndarray:
         same = theirs == lengths
         if not same.any():
             return same
         at = np.flatnonzero(same)
         mine = self._bytes[_ranges(starts[at], lengths[at])]
         offsets = np.cumsum(theirs) - theirs
-        other = np.frombuffer(blob, np.uint8)[_ranges(offsets[at], lengths[at])]
+        other = data[_ranges(offsets[at], lengths[at])]
         differ = (mine != other).astype(np.int64)
         # bytes that differ, per name: a name is equal when none of its bytes differs
         ends = np.cumsum(lengths[at])

@@ -18,7 +18,9 @@ not integers (only in Data::Dumper files) are added in arrival order.
 
 Names: an address with one name (almost all that have any) keeps it as
 bytes in a `NameArena`, compared and stored for whole tables at once; an
-address with several keeps a tuple in `_many`.  Memory per composite
+address with several keeps a tuple in `_many`.  A table read for a merge
+(`StatsStream.for_merge`) brings those single names in bytes already
+(`PackedNames`), so most names never become strings on their way in.  Memory per composite
 address: the key (17 bytes), eight numbers (64), the rank columns (8),
 where its name is (12) and the name's bytes, and the index (10-20).
 """
@@ -37,7 +39,7 @@ from ncs.stats.addressindex import AddressIndex
 from ncs.stats.columns import NO_NAMES, StatsColumns
 from ncs.stats.growing import FAST_GROWTH, GrowingColumns, object_array
 from ncs.stats.merge import merge_tables
-from ncs.stats.namearena import NameArena, NameBytes
+from ncs.stats.namearena import NameArena, NameBytes, PackedNames
 from ncs.stats.nameunion import MAX_NAMES, bounded, insert_ranked
 from ncs.stats.numbers import MAX_VALUE
 from ncs.stats.record import FIELDS, NAMES_KEY
@@ -59,34 +61,44 @@ class _Names:
 
     #: how many names each row has
     counts: np.ndarray
-    #: the rows with exactly one name (not empty), and that name of each (an object array)
-    single: np.ndarray
-    texts: np.ndarray
-    #: every row's names as they came (for the rest)
+    #: the rows with exactly one name (not empty), and that name in bytes
+    single: NameBytes
+    #: every row's names as they came; at the rows of `single`, the name or NO_NAMES (see `names_of`)
     lists: np.ndarray
 
     @classmethod
-    def of(cls, lists: Sequence[Sequence[str]]) -> _Names:
-        """Return the names LISTS of a table's rows, sorted out."""
-        every = object_array(lists)
-        counts = np.fromiter(map(len, lists), np.int64, len(lists))
+    def of(cls, names: Sequence[Sequence[str]]) -> _Names:
+        """Return the NAMES of a table's rows (a list, or PackedNames from the reader), sorted out."""
+        if isinstance(names, PackedNames):
+            counts = np.fromiter(map(len, names.rest), np.int64, len(names))
+            counts[names.single.rows] = 1
+            return cls(counts, names.single, object_array(names.rest))
+        every = object_array(names)
+        counts = np.fromiter(map(len, names), np.int64, len(names))
         ones = np.flatnonzero(counts == 1)
-        texts = object_array(list(map(itemgetter(0), every[ones])))
+        texts = list(map(itemgetter(0), every[ones]))
         # an empty name cannot be told from "no names" in the arena: it goes with the rest
-        kept = np.fromiter(map(bool, texts), bool, len(texts))
-        if not kept.all():
-            ones, texts = ones[kept], texts[kept]
-        return cls(counts, ones, texts, every)
+        if not all(texts):
+            kept = np.fromiter(map(bool, texts), bool, len(texts))
+            ones, texts = ones[kept], [t for t in texts if t]
+        return cls(counts, NameBytes.of_texts(ones, texts), every)
+
+    def lists_of(self, rows: np.ndarray) -> list[Sequence[str]]:
+        """Return the names of ROWS (positions in the table, ascending), a sequence of strings each."""
+        lists = self.lists[rows].tolist()
+        in_bytes = (self.counts[rows] == 1) & ~np.fromiter(map(bool, lists), bool, len(lists))
+        if in_bytes.any():
+            texts = self.single.take(np.isin(self.single.rows, rows[in_bytes])).texts()
+            for i, text in zip(np.flatnonzero(in_bytes).tolist(), texts, strict=True):
+                lists[i] = (text,)
+        return lists
 
     def take(self, rows: np.ndarray) -> _Names:
         """Return the names of ROWS (positions in the table, ascending) only."""
-        mask = np.zeros(len(self.counts), bool)
-        mask[self.single] = True
-        position = np.cumsum(mask) - 1
-        picked = rows[mask[rows]]
         where = np.full(len(self.counts), -1, np.int64)
         where[rows] = np.arange(len(rows))
-        return _Names(self.counts[rows], where[picked], self.texts[position[picked]],
+        kept = self.single.take(where[self.single.rows] >= 0)
+        return _Names(self.counts[rows], NameBytes(where[kept.rows], kept.data, kept.lengths),
                       self.lists[rows])
 
 
@@ -178,7 +190,7 @@ class StreamingMerge:
         count = len(miss)
         nstart = np.zeros(count, np.int64)
         nlen = np.zeros(count, np.int32)
-        nstart[names.single], nlen[names.single] = self._arena.put(names.texts)
+        nstart[names.single.rows], nlen[names.single.rows] = self._arena.put_bytes(names.single)
         start, stop = self._rows.append({
             "is6": new.is6, "hi": new.hi, "lo": new.lo,
             **{key: table.numbers[key][miss] for key in _RULES},
@@ -187,7 +199,7 @@ class StreamingMerge:
             "nstart": nstart, "nlen": nlen})
         # a new address's list is the first: kept as it is, repeats too, up to the cap
         rest = np.flatnonzero(names.counts > 0)
-        rest = rest[~np.isin(rest, names.single)]
+        rest = rest[~np.isin(rest, names.single.rows)]
         for i in rest.tolist():
             self._settle(start + i, list(names.lists[i]), None)
         assert self._index is not None  # add() checked
@@ -226,38 +238,37 @@ class StreamingMerge:
         first_column[rows] = np.minimum(first, rank)
         nrank = nrank_column[rows]
         counts = incoming.counts
-        one = np.zeros(len(rows), bool)
-        one[incoming.single] = True
+        single = incoming.single
         # Nothing brought: only the repeats a former first list kept can change.
         slow = np.zeros(len(rows), bool)
         if self._repeats:
             slow = (counts == 0) & becomes_first & np.isin(rows, list(self._repeats))
         # No names yet and one name brought: it is the union, whatever the order.
-        fresh = one[incoming.single] & (nrank[incoming.single] == _NO_RANK)
+        fresh = nrank[single.rows] == _NO_RANK
         if fresh.any():
-            at = rows[incoming.single[fresh]]
-            nstart_column[at], nlen_column[at] = self._arena.put(incoming.texts[fresh])
+            at = rows[single.rows[fresh]]
+            nstart_column[at], nlen_column[at] = self._arena.put_bytes(single.take(fresh))
             nrank_column[at] = rank
         # The same one name again (the usual case: hosts agree on an address's name).
         same = np.zeros(len(rows), bool)
-        held = incoming.single[~fresh]
+        held = single.take(~fresh)
         if len(held):
-            stored = rows[held]
-            candidates = (nlen_column[stored] > 0) & (nrank[held] >= 0)
-            texts = incoming.texts[~fresh]
+            stored = rows[held.rows]
+            candidates = (nlen_column[stored] > 0) & (nrank[held.rows] >= 0)
             equal = np.zeros(len(held), bool)
             if candidates.any():
                 pick = np.flatnonzero(candidates)
-                equal[pick] = self._arena.equal(nstart_column[stored[pick]], nlen_column[stored[pick]],
-                                                texts[pick])
-            same[held[equal]] = True
+                equal[pick] = self._arena.equal_bytes(nstart_column[stored[pick]], nlen_column[stored[pick]],
+                                                      held.take(candidates))
+            same[held.rows[equal]] = True
         nrank_column[rows[same]] = np.minimum(nrank[same], rank)
         slow |= (counts > 0) & ~same
-        slow[incoming.single[fresh]] = False
-        for i in np.flatnonzero(slow).tolist():
+        slow[single.rows[fresh]] = False
+        at = np.flatnonzero(slow)
+        for i, brought in zip(at.tolist(), incoming.lists_of(at), strict=True):
             row = int(rows[i])
             names, ranks = insert_ranked(self._names_of(row), self._ranks_of(row), rank,
-                                         incoming.lists[i], bool(becomes_first[i]), self.max_names)
+                                         brought, bool(becomes_first[i]), self.max_names)
             self._settle(row, names, ranks)
 
     def _names_of(self, row: int) -> tuple[str, ...]:

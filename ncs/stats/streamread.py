@@ -35,6 +35,7 @@ from ncs.stats.columns import StatsColumns
 from ncs.stats.errors import StatsFormatError
 from ncs.stats.growing import GrowingColumns, object_array
 from ncs.stats.layout import CLOSING, GLUE, OPENING
+from ncs.stats.namearena import NameBytes, PackedNames
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.reader import parse_stats
 from ncs.stats.record import NUMBER_KEYS
@@ -82,16 +83,21 @@ class _Piece:
 class StatsStream:
     """One stats text fed in pieces of bytes; `finish` returns its table or raises StatsFormatError."""
 
-    def __init__(self, source: str, piece_bytes: int = PIECE_BYTES, keep_texts: bool = True) -> None:
+    def __init__(self, source: str, piece_bytes: int = PIECE_BYTES, keep_texts: bool = True,
+                 packed_names: bool = False) -> None:
         """Start reading the text of SOURCE (the name errors give), about PIECE_BYTES at a time.
 
         Without KEEP_TEXTS the table does not keep its addresses as written
         (a merge needs only their values): an IPv4 address has one spelling
-        anyway, and the texts of the IPv6 ones are dropped at the end.
+        anyway, and the texts of the IPv6 ones are dropped at the end.  With
+        PACKED_NAMES the pieces the byte reader reads keep an address's one
+        name in bytes (`ncs.stats.namearena.PackedNames`).
         """
         self.source = source
         self.piece_bytes = piece_bytes
         self.keep_texts = keep_texts
+        self.packed_names = packed_names
+        self._single: list[NameBytes] = []  # names in bytes since the last `take` (rows: from the start)
         self._chunks: list[bytes] = []  # bytes not read yet
         self._chars = 0  # bytes in _chunks
         self._head: bytes | None = None  # the header and opening, once found
@@ -108,6 +114,11 @@ class StatsStream:
         self._texts: set[str] | None = None  # every address so far, once they stop ascending
         self._last: AddressKeys | None = None  # the last address read, while they ascend
         self.size = 0  # bytes fed
+
+    @classmethod
+    def for_merge(cls, source: str) -> StatsStream:
+        """Return a stream that reads SOURCE's text as a merge takes it: values only, names in bytes."""
+        return cls(source, keep_texts=False, packed_names=True)
 
     def feed(self, data: bytes) -> None:
         """Take the next DATA; reads the complete pieces it finishes.
@@ -200,7 +211,7 @@ class StatsStream:
                 break
             cut += len(_RECORD_END)
             piece = text[pos:cut]
-            table = read_blocks(piece, self.source, self.keep_texts)
+            table = read_blocks(piece, self.source, self.keep_texts, self.packed_names)
             if table is not None:
                 lines = BLOCK_LINES * len(table)
             else:  # not the canonical layout throughout: the reader's turn
@@ -238,8 +249,13 @@ class StatsStream:
                         f"duplicate address {_show(address)} (first on line {self._line_of(address)})")
             self._texts.update(table.addresses)
         keys = table.keys
+        names = table.names
+        if isinstance(names, PackedNames):
+            single = names.single
+            self._single.append(NameBytes(single.rows + piece.start, single.data, single.lengths))
+            names = names.rest
         self._rows.append({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo, **table.numbers,
-                           "names": object_array(table.names)})
+                           "names": object_array(names)})
         # An IPv4 address has one spelling; an IPv6 one's, as written, matters for
         # repeats: a table without texts spells its IPv6 addresses as inet_ntop does.
         if self.keep_texts or table.texts is not None:
@@ -293,9 +309,13 @@ class StatsStream:
         rows, self._rows = self._rows, _growing_rows()
         texts = [a for p in self._pieces[self._taken_pieces:] for a in p.texts or ()] \
             if self.keep_texts else None
+        names: list | PackedNames = rows.view("names").tolist()
+        if self._single:
+            single = NameBytes.concat(self._single)
+            self._single = []
+            names = PackedNames(names, NameBytes(single.rows - self._taken, single.data, single.lengths))
         return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
-                            {key: rows.view(key) for key in NUMBER_KEYS}, rows.view("names").tolist(),
-                            self.source, texts)
+                            {key: rows.view(key) for key in NUMBER_KEYS}, names, self.source, texts)
 
     def finish(self, *, allow_empty: bool = True) -> StatsColumns:
         """Return the table of the whole text, or of the records after those taken (see `take`).
@@ -308,8 +328,8 @@ class StatsStream:
             return parse_stats(decode_stats_bytes(pending), self.source, allow_empty=allow_empty)
         head = decode_stats_bytes(self._head)
         body = pending.removesuffix(_CLOSING)
-        last = read_blocks(body, self.source, self.keep_texts) if self._cutting and body != pending \
-            else None
+        last = read_blocks(body, self.source, self.keep_texts, self.packed_names) \
+            if self._cutting and body != pending else None
         lines = BLOCK_LINES * len(last) if last is not None else body.count(b"\n")
         if last is None:
             rest = decode_stats_bytes(pending)

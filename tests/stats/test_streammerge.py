@@ -13,6 +13,7 @@ from ncs.stats.addresses import AddressKeys
 from ncs.stats.addressindex import AddressIndex
 from ncs.stats.columns import StatsColumns
 from ncs.stats.merge import merge_tables
+from ncs.stats.namearena import NameBytes, PackedNames
 from ncs.stats.nameunion import MAX_NAMES, unite
 from ncs.stats.record import NUMBER_KEYS, Record
 from ncs.stats.streammerge import StreamingMerge
@@ -53,11 +54,22 @@ def streamed(parts: list[StatsColumns], order: list[int], cap: int) -> StatsColu
     return merge.table()
 
 
+def packed(table: StatsColumns) -> StatsColumns:
+    """Return TABLE with its names as the stream reader packs them: one name a row in bytes."""
+    single = [i for i, names in enumerate(table.names) if len(names) == 1 and names[0]]
+    rest = [() if i in single else names for i, names in enumerate(table.names)]
+    as_bytes = NameBytes.of_texts(single, [table.names[i][0] for i in single])
+    return StatsColumns(table.header, table.keys, table.numbers, PackedNames(rest, as_bytes), table.source)
+
+
 @settings(max_examples=300, deadline=None)
 @given(parts=tables(), data=st.data(), cap=st.sampled_from([1, 2, 3, MAX_NAMES]))
 def test_any_arrival_order_gives_merge_tables(parts, data, cap) -> None:
+    """In any order, and with names as lists or packed in bytes (as the reader hands them on)."""
     order = data.draw(st.permutations(range(len(parts))))
-    assert as_rows(streamed(parts, order, cap)) == as_rows(merge_tables(parts, max_names=cap))
+    packing = data.draw(st.lists(st.booleans(), min_size=len(parts), max_size=len(parts)))
+    given_parts = [packed(t) if p else t for t, p in zip(parts, packing, strict=True)]
+    assert as_rows(streamed(given_parts, order, cap)) == as_rows(merge_tables(parts, max_names=cap))
 
 
 FLOATS = st.builds(Record, B=INTS, C=INTS, E=INTS, S=INTS, T=INTS, L=INTS, N=NAMES,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import random
 import tempfile
@@ -13,11 +14,12 @@ from hypothesis import strategies as st
 
 from ncs.stats import reader
 from ncs.stats.errors import StatsFormatError
+from ncs.stats.namearena import PackedNames
 from ncs.stats.quoting import decode_stats_bytes
 from ncs.stats.record import Record
 from ncs.stats.streamread import StatsStream, read_runs
 from tests.stats.test_parser import ORIGINAL_AGENT_FILE
-from tests.stats.test_reader import addresses, records, text_of
+from tests.stats.test_reader import addresses, names, records, text_of
 from tests.support.stats import as_file
 
 
@@ -163,15 +165,59 @@ def test_other_dialects_and_odd_texts_read_the_same() -> None:
             assert_same(text, rnd, piece_bytes)
 
 
-def test_bytes_that_are_not_utf8_read_as_the_reader_decodes_them() -> None:
+@pytest.mark.parametrize("for_merge", [False, True])
+def test_bytes_that_are_not_utf8_read_as_the_reader_decodes_them(for_merge: bool) -> None:
     text = text_of({f"10.0.0.{i}": Record(B=i, N=["\u00e9t\u00e9"]) for i in range(1, 99)})
     data = text.encode().replace(b"\xc3\xa9", b"\xc3", 3)
     want = reader.parse_stats(decode_stats_bytes(data), "f")
     for step in (1, 7, 100):
-        stream = StatsStream("f", piece_bytes=300)
+        stream = StatsStream("f", piece_bytes=300, keep_texts=not for_merge, packed_names=for_merge)
         for at in range(0, len(data), step):
             stream.feed(data[at:at + step])
         assert as_file(stream.finish()) == as_file(want)
+
+
+# Names as hosts send them: mostly one plain name (the reader's fast path), some empty or
+# not ASCII, some lists of several or with quotes (a piece then goes to the reader).
+host_names = st.one_of(
+    st.lists(st.from_regex(r"[a-z0-9.-]{0,14}", fullmatch=True), min_size=1, max_size=1),
+    st.lists(st.text("a\u00e9\u2713.", max_size=5), max_size=1),
+    st.just([]), names)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(any_spelling, st.tuples(records, host_names), max_size=60),
+       st.sampled_from([1, 100, 400, 3000]), st.randoms(use_true_random=False))
+def test_names_read_for_a_merge_are_the_readers(recs, piece_bytes, rnd: random.Random) -> None:
+    """StatsStream.for_merge's names (one name a row in bytes) are parse_stats' names, row by row."""
+    text = text_of({a: dataclasses.replace(r, N=n) for a, (r, n) in recs.items()})
+    want = reader.parse_stats(text, "f")
+    stream = StatsStream("f", piece_bytes=piece_bytes, keep_texts=False, packed_names=True)
+    data = text.encode()
+    at = 0
+    while at < len(data):
+        step = rnd.randint(1, 2 * piece_bytes)
+        stream.feed(data[at:at + step])
+        at += step
+        if rnd.random() < 0.3:  # runs handed on midway (as read_runs does), then the rest
+            for run in stream.take():
+                assert [list(n) for n in run.names] == [list(n) for n in want.names[:len(run)]]
+                want.names[:len(run)] = []
+    got = stream.finish()
+    assert [list(n) for n in got.names] == [list(n) for n in want.names]
+
+
+def test_a_typical_host_hands_its_names_on_in_bytes() -> None:
+    """A host's usual output (one plain name or none a row) reaches the merge with no name as a string."""
+    recs = {f"10.0.{i // 250}.{i % 250}": Record(B=i, N=[f"h{i}.example"] if i % 3 else []) for i in range(3000)}
+    data = text_of(recs).encode()
+    stream = StatsStream.for_merge("f")
+    stream.feed(data)
+    got = stream.finish()
+    assert isinstance(got.names, PackedNames)
+    assert got.names.single.rows.tolist() == [i for i in range(3000) if i % 3]
+    assert got.names.single.texts() == [f"h{i}.example" for i in range(3000) if i % 3]
+    assert all(n == () for n in got.names.rest)
 
 
 def test_a_name_with_a_record_end_inside_is_read_whole() -> None:
