@@ -20,9 +20,10 @@ Names: an address with one name (almost all that have any) keeps it as
 bytes in a `NameArena`, compared and stored for whole tables at once; an
 address with several keeps a tuple in `_many`.  A table read for a merge
 (`StatsStream.for_merge`) brings those single names in bytes already
-(`PackedNames`), so most names never become strings on their way in.  Memory per composite
-address: the key (17 bytes), eight numbers (64), the rank columns (8),
-where its name is (12) and the name's bytes, and the index (10-20).
+(`PackedNames`), so most names never become strings on their way in.
+Memory per composite address: the key (17 bytes), eight numbers (64), the
+rank columns (8), where its name is (12) and the name's bytes, and the
+index (10-20).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class _Names:
     counts: np.ndarray
     #: the rows with exactly one name (not empty), and that name in bytes
     single: NameBytes
-    #: every row's names as they came; at the rows of `single`, the name or NO_NAMES (see `names_of`)
+    #: every row's names as they came; at the rows of `single`, the name or NO_NAMES (see `lists_of`)
     lists: np.ndarray
 
     @classmethod
