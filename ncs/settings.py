@@ -103,8 +103,9 @@ def _loader_class() -> type:
     """Return the safe YAML loader whose mappings are Sections and refuse a repeated key."""
     import yaml
 
-    # libyaml's parser (in PyYAML's wheels) reads a 5,000-host inventory in a
-    # tenth of the pure-Python parser's 0.8 s of CPU; the constructor is the same.
+    # libyaml's parser (in PyYAML's wheels): a 5,000-host inventory loads in
+    # 0.3 s of CPU instead of 0.8 with the pure-Python one; the constructor is
+    # the same Python either way.  Without libyaml the pure parser is used.
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
     class SectionLoader(base):  # type: ignore[misc, valid-type]

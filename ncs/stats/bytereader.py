@@ -9,11 +9,11 @@ before and after its value is one masked word compare, a number's digits
 are one or two words combined by multiplications, and an address is a
 window of words.  The names bodies are gathered into one text and decoded
 once; for a merge, a piece whose named rows have one plain name each keeps
-those names as the bytes they are (`PackedNames`).  It returns None for anything it does not read exactly as
-`ncs.stats.reader.parse_stats` would (a negative or huge number, a name
-list of another shape, an address that is not one, a repeated address):
-the caller then hands that piece to `parse_stats`.  Hypothesis properties
-hold the two together.
+those names as the bytes they are (`PackedNames`).  It returns None for
+anything it does not read exactly as `ncs.stats.reader.parse_stats` would
+(a negative or huge number, a name list of another shape, an address that
+is not one, a repeated address): the caller then hands that piece to
+`parse_stats`.  Hypothesis properties hold the two together.
 
 Line layout of a block (from `ncs.stats.layout`): the address line, one
 line per key in file order (numbers; the names list between brackets),
@@ -212,7 +212,8 @@ def _decimals(words: _Words, stop: np.ndarray, width: np.ndarray) -> np.ndarray 
     return value.view(np.int64)
 
 
-def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray, packed: bool = False) -> list | PackedNames | None:
+def _names(buf: np.ndarray, first: np.ndarray, stop: np.ndarray,
+           packed: bool = False) -> list | PackedNames | None:
     """Return each record's names from the bodies [FIRST, STOP) of their lists, or None if one is odd.
 
     PACKED: one plain name a named row comes as PackedNames (bytes).

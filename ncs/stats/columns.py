@@ -53,7 +53,8 @@ class StatsColumns:
     `numbers[key]` is the column of each numeric key of `ncs.stats.record`:
     int64 when every value is an integer that fits, otherwise an object
     array of the values as read.  `names[i]` is a sequence of names (empty
-    for an unnamed address); treat it as read-only.  `keys` are the
+    for an unnamed address); treat `names` as read-only: it is a list, or,
+    for a table read for a merge, a `ncs.stats.namearena.PackedNames`.  `keys` are the
     addresses as numbers (`ncs.stats.addresses`).  The address texts are
     kept as read; a table made by a merge has none and spells them from
     its keys when asked.
@@ -62,7 +63,7 @@ class StatsColumns:
     header: list[str]
     keys: AddressKeys
     numbers: dict[str, np.ndarray]
-    names: list[Sequence[str]]
+    names: Sequence[Sequence[str]]
     source: str = ""
     texts: list[str] | None = field(default=None, repr=False)
 

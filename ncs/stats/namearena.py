@@ -5,7 +5,10 @@ short-lived objects of every host's table, in memory the allocator then
 cannot give back.  The streaming merge keeps each address's name here
 instead: its UTF-8 bytes appended to one numpy buffer, found by (start,
 length).  Whole arrays of names are stored, compared and taken back at
-once, as strings or, for the writer, as bytes (`NameBytes`).
+once, as strings or, for the writer, as bytes (`NameBytes`).  A host's
+table comes to the merge with its single names in bytes too
+(`PackedNames`, made by the byte reader), so they are never strings on
+the way in either.
 """
 
 from __future__ import annotations
