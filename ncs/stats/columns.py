@@ -54,8 +54,8 @@ class StatsColumns:
     int64 when every value is an integer that fits, otherwise an object
     array of the values as read.  `names[i]` is a sequence of names (empty
     for an unnamed address); treat `names` as read-only: it is a list, or,
-    for a table read for a merge, a `ncs.stats.namearena.PackedNames`.  `keys` are the
-    addresses as numbers (`ncs.stats.addresses`).  The address texts are
+    for a table read for a merge, a `ncs.stats.namearena.PackedNames`.
+    `keys` are the addresses as numbers (`ncs.stats.addresses`).  The address texts are
     kept as read; a table made by a merge has none and spells them from
     its keys when asked.
     """

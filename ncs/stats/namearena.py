@@ -82,6 +82,10 @@ class NameBytes:
         """Return the names where the boolean array KEEP (one per name) is true."""
         return NameBytes(self.rows[keep], self.data[np.repeat(keep, self.lengths)], self.lengths[keep])
 
+    def with_rows(self, rows: np.ndarray) -> NameBytes:
+        """Return the same names as the names of ROWS (one for each name, in order)."""
+        return NameBytes(rows, self.data, self.lengths)
+
     @classmethod
     def concat(cls, parts: Sequence[NameBytes]) -> NameBytes:
         """Return the names of PARTS one after the other (their rows as they are)."""

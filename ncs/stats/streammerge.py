@@ -99,7 +99,7 @@ class _Names:
         where = np.full(len(self.counts), -1, np.int64)
         where[rows] = np.arange(len(rows))
         kept = self.single.take(where[self.single.rows] >= 0)
-        return _Names(self.counts[rows], NameBytes(where[kept.rows], kept.data, kept.lengths),
+        return _Names(self.counts[rows], kept.with_rows(where[kept.rows]),
                       self.lists[rows])
 
 

@@ -252,7 +252,7 @@ class StatsStream:
         names = table.names
         if isinstance(names, PackedNames):
             single = names.single
-            self._single.append(NameBytes(single.rows + piece.start, single.data, single.lengths))
+            self._single.append(single.with_rows(single.rows + piece.start))
             names = names.rest
         self._rows.append({"is6": keys.is6, "hi": keys.hi, "lo": keys.lo, **table.numbers,
                            "names": object_array(names)})
@@ -313,7 +313,7 @@ class StatsStream:
         if self._single:
             single = NameBytes.concat(self._single)
             self._single = []
-            names = PackedNames(names, NameBytes(single.rows - self._taken, single.data, single.lengths))
+            names = PackedNames(names, single.with_rows(single.rows - self._taken))
         return StatsColumns(header, AddressKeys(rows.view("is6"), rows.view("hi"), rows.view("lo")),
                             {key: rows.view(key) for key in NUMBER_KEYS}, names, self.source, texts)
 
